@@ -1,0 +1,261 @@
+"""Warehouse layer: the star schema loaded from staging, one day at a time, atomically."""
+
+import datetime as dt
+
+import pandas as pd
+import sqlalchemy as sa
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from spotify_platform import kpis
+from spotify_platform.layout import staging_key
+from spotify_platform.partitions import daily_partitions, days_of
+from spotify_platform.resources.lake import LakeResource
+from spotify_platform.resources.spotify import SpotifyCatalogResource
+from spotify_platform.resources.warehouse import WarehouseResource
+from spotify_platform.schemas import AggAccountDaily, DimAccounts, DimArtists, DimTracks
+from spotify_platform.tables import TABLES
+
+STAGING = AssetKey(["lake", "staging_streams"])
+IN_CHUNK = 1000
+COMMON = {
+    "group_name": "warehouse",
+    "kinds": {"mysql", "pandas"},
+    "partitions_def": daily_partitions,
+    "backfill_policy": BackfillPolicy.single_run(),
+}
+
+
+def _staged(lake: LakeResource, day: dt.date, columns: list[str] | None = None) -> pd.DataFrame:
+    return lake.read_parquet(staging_key(day), columns=columns)
+
+
+def _require_schema(warehouse: WarehouseResource) -> None:
+    missing = warehouse.missing_tables()
+    if missing:
+        raise RuntimeError(
+            f"warehouse {warehouse.display_url} lacks tables {missing}: "
+            "run `spotify-platform init-warehouse` first"
+        )
+
+
+@asset(
+    key=["warehouse", "fact_streams"],
+    deps=[STAGING],
+    description="One row per stream event; a day is replaced atomically (delete + insert).",
+    **COMMON,
+)
+def fact_streams(
+    context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
+) -> MaterializeResult:
+    warehouse.check_connection()
+    _require_schema(warehouse)
+    per_day: dict[str, int] = {}
+    for day in days_of(context):
+        frame = _staged(lake, day)
+        per_day[day.isoformat()] = warehouse.replace_days("fact_streams", [day], frame)
+    total = sum(per_day.values())
+    context.log.info(f"fact_streams: {total} rows over {len(per_day)} days")
+    return MaterializeResult(
+        metadata={
+            "rows": total,
+            "rows_by_day": MetadataValue.json(per_day),
+            "table": warehouse.display_url + "#fact_streams",
+        }
+    )
+
+
+@asset(
+    key=["warehouse", "agg_account_daily"],
+    deps=[STAGING, AssetKey(["warehouse", "fact_streams"])],
+    description="One row per account and day: the base for DAU/WAU/MAU, churn and retention.",
+    **COMMON,
+)
+def agg_account_daily(
+    context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
+) -> MaterializeResult:
+    rows = 0
+    columns = ["dt", "account_id", "content_type", "skipped", "is_stream", "ms_played", "country"]
+    for day in days_of(context):
+        frame = AggAccountDaily.validate(kpis.account_daily(_staged(lake, day, columns)))
+        rows += warehouse.replace_days("agg_account_daily", [day], frame)
+    return MaterializeResult(metadata={"rows": rows})
+
+
+def _select_in(
+    warehouse: WarehouseResource, table: str, columns: list[str], key: str, ids: list[str]
+) -> pd.DataFrame:
+    """Rows of `table` whose `key` is in `ids`, fetched in bounded IN lists."""
+    t = TABLES[table]
+    frames = [
+        warehouse.read_frame(
+            sa.select(*(t.c[c] for c in columns)).where(t.c[key].in_(ids[i : i + IN_CHUNK]))
+        )
+        for i in range(0, len(ids), IN_CHUNK)
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def _existing_ids(warehouse: WarehouseResource, table: str, column: str, ids: list[str]) -> set:
+    return set(_select_in(warehouse, table, [column], column, ids)[column])
+
+
+@asset(
+    key=["warehouse", "dim_tracks"],
+    deps=[STAGING],
+    description="Tracks seen in plays, described by the Spotify catalog where it knows them.",
+    **COMMON,
+)
+def dim_tracks(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    warehouse: WarehouseResource,
+    spotify: SpotifyCatalogResource,
+) -> MaterializeResult:
+    columns = ["track_id", "track_name", "artist_id", "artist_name", "album_name"]
+    seen = pd.concat([_staged(lake, d, columns) for d in days_of(context)], ignore_index=True)
+    seen = seen.dropna(subset=["track_id"]).drop_duplicates("track_id")
+    new_ids = sorted(set(seen["track_id"]) - _existing_ids(
+        warehouse, "dim_tracks", "track_id", sorted(seen["track_id"])
+    ))
+    new = seen[seen["track_id"].isin(new_ids)]
+    catalog_ids = [t for t in new_ids if not t.startswith("~")]
+    described = spotify.tracks(catalog_ids) if catalog_ids else pd.DataFrame(columns=["track_id"])
+    rows = new.merge(
+        described.drop(columns=["track_name", "artist_name", "album_name"], errors="ignore"),
+        on="track_id", how="left",
+    )
+    known = rows["track_id"].isin(described["track_id"])
+    frame = pd.DataFrame(
+        {
+            "track_id": rows["track_id"],
+            "track_name": rows["track_name"],
+            "artist_id": rows["artist_id"],
+            "artist_name": rows["artist_name"],
+            "spotify_artist_id": rows.get("spotify_artist_id"),
+            "album_name": rows["album_name"],
+            "duration_ms": pd.array(rows.get("duration_ms"), dtype="Int64"),
+            "popularity": pd.array(rows.get("popularity"), dtype="Int64"),
+            "explicit": pd.array(rows.get("explicit"), dtype="boolean"),
+            "catalog_source": known.map({True: "catalog", False: "plays"}),
+        }
+    )
+    frame = DimTracks.validate(frame)
+    warehouse.upsert("dim_tracks", frame)
+    context.log.info(f"dim_tracks: {len(frame)} new tracks ({int(known.sum())} from the catalog)")
+    return MaterializeResult(
+        metadata={"new_tracks": len(frame), "described_by_catalog": int(known.sum())}
+    )
+
+
+@asset(
+    key=["warehouse", "dim_artists"],
+    deps=[AssetKey(["warehouse", "dim_tracks"])],
+    description="Artists seen in plays, with their primary genre ('unknown' where none).",
+    **COMMON,
+)
+def dim_artists(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    warehouse: WarehouseResource,
+    spotify: SpotifyCatalogResource,
+) -> MaterializeResult:
+    seen = pd.concat(
+        [_staged(lake, d, ["artist_id", "artist_name"]) for d in days_of(context)],
+        ignore_index=True,
+    ).dropna().drop_duplicates("artist_id")
+    new_ids = sorted(set(seen["artist_id"]) - _existing_ids(
+        warehouse, "dim_artists", "artist_id", sorted(seen["artist_id"])
+    ))
+    new = seen[seen["artist_id"].isin(new_ids)]
+    links = _spotify_artist_ids(warehouse, new_ids)
+    new = new.merge(links, on="artist_id", how="left")
+    spotify_ids = sorted(new["spotify_artist_id"].dropna().unique())
+    described = spotify.artists(spotify_ids) if spotify_ids else pd.DataFrame(
+        columns=["spotify_artist_id", "genres"]
+    )
+    new = new.merge(described[["spotify_artist_id", "genres"]], on="spotify_artist_id", how="left")
+    genres = new["genres"].map(lambda g: list(g) if isinstance(g, list | tuple) else [])
+    frame = DimArtists.validate(
+        pd.DataFrame(
+            {
+                "artist_id": new["artist_id"],
+                "artist_name": new["artist_name"],
+                "spotify_artist_id": new["spotify_artist_id"].astype(object).where(
+                    new["spotify_artist_id"].notna(), None
+                ),
+                "primary_genre": genres.map(lambda g: g[0][:64] if g else "unknown"),
+                "genres": genres.map(lambda g: " | ".join(g)[:1024] if g else None),
+            }
+        )
+    )
+    warehouse.upsert("dim_artists", frame)
+    return MaterializeResult(metadata={"new_artists": len(frame)})
+
+
+def _spotify_artist_ids(warehouse: WarehouseResource, artist_ids: list[str]) -> pd.DataFrame:
+    links = _select_in(
+        warehouse, "dim_tracks", ["artist_id", "spotify_artist_id"], "artist_id", artist_ids
+    )
+    return (
+        links.dropna(subset=["spotify_artist_id"])
+        .sort_values(["artist_id", "spotify_artist_id"])
+        .drop_duplicates("artist_id")
+    )
+
+
+@asset(
+    key=["warehouse", "dim_accounts"],
+    deps=[AssetKey(["warehouse", "agg_account_daily"])],
+    description="Pseudonymous accounts: first and latest stream day, active days, home country.",
+    **COMMON,
+)
+def dim_accounts(
+    context: AssetExecutionContext, warehouse: WarehouseResource
+) -> MaterializeResult:
+    days = days_of(context)
+    touched = warehouse.read_frame(
+        kpis.query(
+            "SELECT DISTINCT account_id FROM agg_account_daily WHERE dt BETWEEN :first AND :last",
+            first=days[0], last=days[-1],
+        )
+    )["account_id"].tolist()
+    history = _select_in(
+        warehouse, "agg_account_daily", ["account_id", "dt", "streams", "country"], "account_id",
+        touched,
+    )
+    frame = DimAccounts.validate(account_summary(history))
+    warehouse.upsert("dim_accounts", frame)
+    return MaterializeResult(metadata={"accounts_updated": len(frame)})
+
+
+def account_summary(history: pd.DataFrame) -> pd.DataFrame:
+    """dim_accounts rows from every agg_account_daily row of the accounts concerned."""
+    if history.empty:
+        return pd.DataFrame(
+            {c: [] for c in ("account_id", "first_stream_dt", "last_stream_dt", "active_days",
+                             "home_country")}
+        ).astype({"first_stream_dt": "datetime64[ns]", "last_stream_dt": "datetime64[ns]",
+                  "active_days": "int64"})
+    history = history.assign(dt=pd.to_datetime(history["dt"]))
+    streaming = history[history["streams"].astype("int64") > 0]
+    spans = streaming.groupby("account_id")["dt"].agg(["min", "max", "count"])
+    latest = history.sort_values("dt").drop_duplicates("account_id", keep="last")
+    summary = latest[["account_id", "country"]].merge(
+        spans, left_on="account_id", right_index=True, how="left"
+    )
+    return pd.DataFrame(
+        {
+            "account_id": summary["account_id"],
+            "first_stream_dt": summary["min"],
+            "last_stream_dt": summary["max"],
+            "active_days": summary["count"].fillna(0).astype("int64"),
+            "home_country": summary["country"],
+        }
+    ).reset_index(drop=True)

@@ -1,0 +1,16 @@
+"""The code location: assembles assets, checks, jobs, schedules and resources. Nothing else."""
+
+from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+
+from spotify_platform import checks
+from spotify_platform.assets import kpis, raw, staging, warehouse
+from spotify_platform.resources import build_resources
+from spotify_platform.schedules import daily_pipeline_job, daily_schedule
+
+defs = Definitions(
+    assets=load_assets_from_modules([raw, staging, warehouse, kpis]),
+    asset_checks=load_asset_checks_from_modules([checks]),
+    jobs=[daily_pipeline_job],
+    schedules=[daily_schedule],
+    resources=build_resources(),
+)

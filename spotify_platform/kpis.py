@@ -1,0 +1,179 @@
+"""KPI maths (DESIGN §5): set-based SQL over the warehouse plus small pandas steps.
+
+Queries take their days as typed parameters and run unchanged on MySQL/MariaDB and SQLite.
+Nothing here imports Dagster; assets, the CLI and the benchmark all call these functions.
+"""
+
+import datetime as dt
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+TOP_N = 50
+MS_PER_MINUTE = 60_000.0
+
+
+def query(sql: str, **dates: dt.date) -> sa.TextClause:
+    """A text query whose parameters are bound as DATEs (SQLite stores them as ISO text)."""
+    return sa.text(sql).bindparams(
+        *(sa.bindparam(name, value, type_=sa.Date()) for name, value in dates.items())
+    )
+
+
+def account_daily(streams: pd.DataFrame) -> pd.DataFrame:
+    """agg_account_daily rows from staged streams: one row per account and day."""
+    columns = [
+        "dt", "account_id", "plays", "track_plays", "skipped_track_plays", "streams",
+        "ms_played", "stream_ms_played", "country",
+    ]
+    if streams.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns}).astype(
+            {"dt": "datetime64[ns]", "plays": "int64", "track_plays": "int64",
+             "skipped_track_plays": "int64", "streams": "int64", "ms_played": "int64",
+             "stream_ms_played": "int64"}
+        )
+    is_track = streams["content_type"].eq("track")
+    frame = pd.DataFrame(
+        {
+            "dt": streams["dt"],
+            "account_id": streams["account_id"],
+            "plays": 1,
+            "track_plays": is_track.astype("int64"),
+            "skipped_track_plays": (is_track & streams["skipped"]).astype("int64"),
+            "streams": streams["is_stream"].astype("int64"),
+            "ms_played": streams["ms_played"].astype("int64"),
+            "stream_ms_played": streams["ms_played"].where(streams["is_stream"], 0).astype("int64"),
+        }
+    )
+    sums = frame.groupby(["dt", "account_id"], sort=True).sum().reset_index()
+    country = (
+        streams.groupby(["dt", "account_id", "country"]).size().rename("n").reset_index()
+        .sort_values(["dt", "account_id", "n", "country"], ascending=[True, True, False, True])
+        .drop_duplicates(["dt", "account_id"])
+        [["dt", "account_id", "country"]]
+    )
+    return sums.merge(country, on=["dt", "account_id"], how="left")[columns]
+
+
+def dense_top(frame: pd.DataFrame, name_columns: Sequence[str], n: int = TOP_N) -> pd.DataFrame:
+    """Per day: dense rank by streams, ties by name in code point order (how Python compares
+    str), first n rows."""
+    if frame.empty:
+        return frame.assign(rank=pd.Series(dtype="int64"))
+    ordered = frame.sort_values(
+        ["dt", "streams", *name_columns], ascending=[True, False, *[True] * len(name_columns)],
+        kind="mergesort",
+    )
+    ordered["rank"] = ordered.groupby("dt")["streams"].rank(method="dense", ascending=False)
+    ordered["rank"] = ordered["rank"].astype("int64")
+    return ordered.groupby("dt", sort=True).head(n).reset_index(drop=True)
+
+
+def daily_streams(warehouse_rows: pd.DataFrame, days: Sequence[dt.date]) -> pd.DataFrame:
+    """kpi_daily_streams from per-day sums of agg_account_daily, with zero rows for empty days."""
+    sums = _by_day(warehouse_rows, days)
+    track_plays = sums["track_plays"].astype(float)
+    return pd.DataFrame(
+        {
+            "dt": sums["dt"],
+            "plays": sums["plays"].astype("int64"),
+            "streams": sums["streams"].astype("int64"),
+            "listeners": sums["listeners"].astype("int64"),
+            "minutes_played": sums["ms_played"].astype(float) / MS_PER_MINUTE,
+            "skip_rate": np.where(
+                track_plays > 0, sums["skipped_track_plays"] / track_plays.replace(0, np.nan), np.nan
+            ),
+        }
+    )
+
+
+DAILY_SUMS_SQL = """
+SELECT dt,
+       SUM(plays) AS plays,
+       SUM(streams) AS streams,
+       SUM(CASE WHEN streams > 0 THEN 1 ELSE 0 END) AS listeners,
+       SUM(ms_played) AS ms_played,
+       SUM(track_plays) AS track_plays,
+       SUM(skipped_track_plays) AS skipped_track_plays
+FROM agg_account_daily
+WHERE dt BETWEEN :first AND :last
+GROUP BY dt
+"""
+
+ACTIVE_USERS_SQL = """
+SELECT
+  (SELECT COUNT(*) FROM agg_account_daily
+    WHERE dt = :day AND streams > 0) AS dau,
+  (SELECT COUNT(DISTINCT account_id) FROM agg_account_daily
+    WHERE dt BETWEEN :week_start AND :day AND streams > 0) AS wau,
+  (SELECT COUNT(DISTINCT account_id) FROM agg_account_daily
+    WHERE dt BETWEEN :month_start AND :day AND streams > 0) AS mau
+"""
+
+TOP_ARTISTS_SQL = """
+SELECT dt, artist_name,
+       COUNT(*) AS streams,
+       COUNT(DISTINCT account_id) AS listeners,
+       SUM(ms_played) AS ms_played
+FROM fact_streams
+WHERE dt BETWEEN :first AND :last AND is_stream = 1
+GROUP BY dt, artist_name
+"""
+
+TOP_TRACKS_SQL = """
+SELECT dt, track_id,
+       MIN(track_name) AS track_name,
+       MIN(artist_name) AS artist_name,
+       COUNT(*) AS streams,
+       COUNT(DISTINCT account_id) AS listeners,
+       SUM(ms_played) AS ms_played
+FROM fact_streams
+WHERE dt BETWEEN :first AND :last AND is_stream = 1
+GROUP BY dt, track_id
+"""
+
+
+def active_users(dau: int, wau: int, mau: int, day: dt.date) -> dict:
+    return {
+        "dt": pd.Timestamp(day),
+        "dau": int(dau or 0),
+        "wau": int(wau or 0),
+        "mau": int(mau or 0),
+        "stickiness": (dau / mau) if mau else np.nan,
+    }
+
+
+def windows(day: dt.date) -> dict[str, dt.date]:
+    return {
+        "day": day,
+        "week_start": day - dt.timedelta(days=6),
+        "month_start": day - dt.timedelta(days=29),
+    }
+
+
+def top_list(grouped: pd.DataFrame, name_columns: Sequence[str]) -> pd.DataFrame:
+    """Ranked top list rows from per-day grouped stream counts."""
+    frame = grouped.copy()
+    frame["dt"] = pd.to_datetime(frame["dt"])
+    frame["streams"] = frame["streams"].astype("int64")
+    frame["listeners"] = frame["listeners"].astype("int64")
+    frame["minutes_played"] = frame.pop("ms_played").astype(float) / MS_PER_MINUTE
+    return dense_top(frame, name_columns)
+
+
+def _by_day(rows: pd.DataFrame, days: Sequence[dt.date]) -> pd.DataFrame:
+    wanted = pd.DataFrame({"dt": pd.to_datetime(sorted(set(days)))})
+    measures = ["plays", "streams", "listeners", "ms_played", "track_plays", "skipped_track_plays"]
+    if rows.empty:
+        for m in measures:
+            wanted[m] = 0
+        return wanted
+    found = rows.copy()
+    found["dt"] = pd.to_datetime(found["dt"])
+    for m in measures:
+        found[m] = pd.to_numeric(found[m]).fillna(0)
+    merged = wanted.merge(found, on="dt", how="left")
+    merged[measures] = merged[measures].fillna(0)
+    return merged

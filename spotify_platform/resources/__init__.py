@@ -1,0 +1,56 @@
+"""Resources, one per external system, configured from the environment (DESIGN §2)."""
+
+import os
+
+from dagster import EnvVar
+
+from spotify_platform.resources.identity import IdentityResource
+from spotify_platform.resources.lake import DEFAULT_LAKE_URL, LakeResource
+from spotify_platform.resources.simulator import DEFAULT_EPOCH, SimulatorResource
+from spotify_platform.resources.spotify import OfflineCatalogResource, SpotifyCatalogResource
+from spotify_platform.resources.warehouse import DEFAULT_WAREHOUSE_URL, WarehouseResource
+
+
+def _env(name: str, default: object = None) -> object:
+    """An EnvVar when the variable is set (resolved at run time, never logged), else default."""
+    return EnvVar(name) if os.environ.get(name) else default
+
+
+def _env_int(name: str, default: int) -> object:
+    return EnvVar.int(name) if os.environ.get(name) else default
+
+
+def build_resources() -> dict[str, object]:
+    """Every resource the code location binds, from the environment or embedded defaults."""
+    return {
+        "lake": LakeResource(
+            url=_env("LAKE_URL", DEFAULT_LAKE_URL),
+            s3_endpoint_url=_env("S3_ENDPOINT_URL"),
+            region_name=_env("AWS_REGION", _env("AWS_DEFAULT_REGION")),
+        ),
+        "warehouse": WarehouseResource(
+            url=_env("WAREHOUSE_URL", DEFAULT_WAREHOUSE_URL),
+            ssl_ca=_env("WAREHOUSE_SSL_CA"),
+        ),
+        "identity": IdentityResource(hmac_key=_env("ACCOUNT_HMAC_KEY")),
+        "simulator": SimulatorResource(
+            accounts=_env_int("SIMULATOR_ACCOUNTS", 0),
+            seed=_env_int("SIMULATOR_SEED", 7),
+            epoch=_env("SIMULATOR_EPOCH", DEFAULT_EPOCH),
+        ),
+        "spotify": build_spotify_catalog(),
+    }
+
+
+def build_spotify_catalog() -> SpotifyCatalogResource:
+    return OfflineCatalogResource(seed=_env_int("SIMULATOR_SEED", 7))
+
+
+__all__ = [
+    "IdentityResource",
+    "LakeResource",
+    "SimulatorResource",
+    "SpotifyCatalogResource",
+    "WarehouseResource",
+    "build_resources",
+]

@@ -1,0 +1,191 @@
+"""The lake: an S3 bucket/prefix in production, a local folder as the embedded default.
+
+Both backends share one key layout (DESIGN §3). Writes are atomic for readers: a local file is
+written beside its target and renamed into place; an S3 PUT or multipart upload only becomes
+visible once complete.
+"""
+
+import io
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from botocore.exceptions import BotoCoreError, ClientError
+from dagster import ConfigurableResource
+from dagster_aws.s3 import S3Resource
+from pydantic import PrivateAttr
+
+DEFAULT_LAKE_URL = "file://.data/lake"
+
+
+class LakeUnavailable(RuntimeError):
+    """The lake could not be reached; the message names the bucket or folder."""
+
+
+class LakeResource(ConfigurableResource):
+    """Object storage behind `LAKE_URL`: bytes and Parquet frames by key, nothing Dagster."""
+
+    url: str = DEFAULT_LAKE_URL
+    s3_endpoint_url: str | None = None
+    region_name: str | None = None
+
+    _client: object | None = PrivateAttr(default=None)
+
+    @property
+    def is_s3(self) -> bool:
+        return self.url.startswith("s3://")
+
+    @property
+    def bucket(self) -> str:
+        return urlparse(self.url).netloc
+
+    @property
+    def prefix(self) -> str:
+        path = urlparse(self.url).path.strip("/")
+        return f"{path}/" if path else ""
+
+    @property
+    def root(self) -> Path:
+        parsed = urlparse(self.url)
+        if parsed.scheme not in ("file", ""):
+            raise LakeUnavailable(f"LAKE_URL must be file://PATH or s3://BUCKET/PREFIX: {self.url}")
+        return Path(parsed.netloc + parsed.path if parsed.scheme == "file" else self.url).absolute()
+
+    def _s3(self):
+        if self._client is None:
+            s3 = S3Resource(
+                endpoint_url=self.s3_endpoint_url,
+                region_name=self.region_name,
+                max_attempts=3,
+            )
+            self._client = s3.get_client()
+        return self._client
+
+    def uri(self, key: str) -> str:
+        if self.is_s3:
+            return f"s3://{self.bucket}/{self.prefix}{key}"
+        return str(self.root / key)
+
+    def check(self) -> None:
+        """Fail at once, naming the bucket or folder, when the lake cannot be used."""
+        if self.is_s3:
+            try:
+                self._s3().head_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "error")
+                raise LakeUnavailable(
+                    f"lake bucket {self.bucket!r} is not usable ({code}): check that it exists "
+                    "and that the credentials may read and write it"
+                ) from None
+            except BotoCoreError as exc:
+                raise LakeUnavailable(f"lake bucket {self.bucket!r} is unreachable: {exc}") from None
+            return
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LakeUnavailable(f"lake folder {self.root} is not writable: {exc}") from None
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        if self.is_s3:
+            self._s3().upload_fileobj(io.BytesIO(data), self.bucket, self.prefix + key)
+            return
+        target = self.root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def read_bytes(self, key: str) -> bytes:
+        if self.is_s3:
+            buffer = io.BytesIO()
+            self._s3().download_fileobj(self.bucket, self.prefix + key, buffer)
+            return buffer.getvalue()
+        return (self.root / key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        if self.is_s3:
+            try:
+                self._s3().head_object(Bucket=self.bucket, Key=self.prefix + key)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    return False
+                raise
+            return True
+        return (self.root / key).is_file()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Keys under a prefix, sorted, relative to the lake root; temporary files excluded."""
+        if self.is_s3:
+            keys: list[str] = []
+            paginator = self._s3().get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                keys.extend(obj["Key"][len(self.prefix) :] for obj in page.get("Contents", []))
+            return sorted(keys)
+        base = self.root
+        start = base / prefix
+        folder = start if start.is_dir() else start.parent
+        if not folder.exists():
+            return []
+        return sorted(
+            str(p.relative_to(base)).replace(os.sep, "/")
+            for p in folder.rglob("*")
+            if p.is_file()
+            and not p.name.startswith(".")
+            and str(p.relative_to(base)).replace(os.sep, "/").startswith(prefix)
+        )
+
+    def delete(self, key: str) -> None:
+        if self.is_s3:
+            self._s3().delete_object(Bucket=self.bucket, Key=self.prefix + key)
+            return
+        (self.root / key).unlink(missing_ok=True)
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = self.list_keys(prefix)
+        for key in keys:
+            self.delete(key)
+        if not self.is_s3 and (self.root / prefix).is_dir():
+            shutil.rmtree(self.root / prefix, ignore_errors=True)
+        return len(keys)
+
+    def move(self, source: str, target: str) -> None:
+        if self.is_s3:
+            self._s3().copy_object(
+                Bucket=self.bucket,
+                Key=self.prefix + target,
+                CopySource={"Bucket": self.bucket, "Key": self.prefix + source},
+            )
+            self.delete(source)
+            return
+        destination = self.root / target
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.root / source, destination)
+
+    def write_parquet(self, key: str, frame: pd.DataFrame) -> int:
+        """Write a frame as Parquet (zstd); returns the object's size in bytes."""
+        buffer = io.BytesIO()
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_table(table, buffer, compression="zstd")
+        data = buffer.getvalue()
+        self.write_bytes(key, data)
+        return len(data)
+
+    def read_parquet(self, key: str, columns: list[str] | None = None) -> pd.DataFrame:
+        table = pq.read_table(io.BytesIO(self.read_bytes(key)), columns=columns)
+        return table.to_pandas()
+
+    def temp_key(self, key: str) -> str:
+        """A sibling key for staging a write that is moved into place when complete."""
+        folder, _, name = key.rpartition("/")
+        return f"{folder}/_tmp/{uuid.uuid4().hex}-{name}" if folder else f"_tmp/{name}"

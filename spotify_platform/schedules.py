@@ -1,0 +1,16 @@
+"""The daily schedule: yesterday's UTC partition, shortly after midnight UTC."""
+
+from dagster import AssetSelection, build_schedule_from_partitioned_job, define_asset_job
+
+from spotify_platform.partitions import daily_partitions
+
+daily_pipeline_job = define_asset_job(
+    "daily_pipeline",
+    selection=AssetSelection.groups("raw", "staging", "warehouse", "kpis"),
+    partitions_def=daily_partitions,
+    description="Raw → staging → warehouse → KPIs for a day or, as one run, a range of days.",
+)
+
+daily_schedule = build_schedule_from_partitioned_job(
+    daily_pipeline_job, hour_of_day=1, minute_of_hour=15, name="daily_pipeline_schedule"
+)

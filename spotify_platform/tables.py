@@ -1,0 +1,118 @@
+"""Warehouse tables, generated from the pandera contracts in `spotify_platform.schemas`.
+
+Only keys and indexes are declared here; columns, types and nullability come from the models,
+so the DDL cannot drift from the contract that validated the data.
+"""
+
+from dataclasses import dataclass, field
+
+import pandera.pandas as pa
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+from spotify_platform import schemas
+
+metadata = sa.MetaData()
+
+UTC_DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=3), "mysql", "mariadb")
+MYSQL_TABLE_OPTIONS = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
+
+
+@dataclass(frozen=True)
+class TableDef:
+    name: str
+    model: type[pa.DataFrameModel]
+    primary_key: tuple[str, ...]
+    indexes: tuple[tuple[str, ...], ...] = field(default=())
+    partitioned: bool = True
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.model.to_schema().columns)
+
+
+def _sql_type(column: pa.Column) -> sa.types.TypeEngine:
+    meta = column.metadata or {}
+    if meta.get("sql") == "date":
+        return sa.Date()
+    if "max_length" in meta:
+        return sa.String(meta["max_length"])
+    kind = str(column.dtype).lower()
+    if kind.startswith("datetime"):
+        return UTC_DATETIME
+    if kind in ("bool", "boolean"):
+        return sa.Boolean()
+    if kind in ("int8", "int16"):
+        return sa.SmallInteger()
+    if kind.startswith("int"):
+        return sa.BigInteger()
+    if kind.startswith("float"):
+        return sa.Float(precision=53)
+    if kind in ("str", "string", "object"):
+        return sa.Text()
+    raise TypeError(f"no SQL type for column {column.name!r} of dtype {kind}")
+
+
+def _build(definition: TableDef) -> sa.Table:
+    columns = [
+        sa.Column(
+            name,
+            _sql_type(col),
+            nullable=bool(col.nullable) and name not in definition.primary_key,
+            primary_key=name in definition.primary_key,
+            autoincrement=False,
+            comment=col.description,
+        )
+        for name, col in definition.model.to_schema().columns.items()
+    ]
+    indexes = [
+        sa.Index(f"ix_{definition.name}_{'_'.join(cols)}", *cols) for cols in definition.indexes
+    ]
+    return sa.Table(definition.name, metadata, *columns, *indexes, **MYSQL_TABLE_OPTIONS)
+
+
+TABLE_DEFS: dict[str, TableDef] = {
+    d.name: d
+    for d in (
+        TableDef(
+            "fact_streams",
+            schemas.StagingStreams,
+            ("dt", "event_id"),
+            indexes=(("dt", "is_stream", "artist_name"), ("dt", "is_stream", "track_id")),
+        ),
+        TableDef("dim_tracks", schemas.DimTracks, ("track_id",), partitioned=False),
+        TableDef("dim_artists", schemas.DimArtists, ("artist_id",), partitioned=False),
+        TableDef("dim_accounts", schemas.DimAccounts, ("account_id",), partitioned=False),
+        TableDef(
+            "agg_account_daily",
+            schemas.AggAccountDaily,
+            ("dt", "account_id"),
+            indexes=(("account_id", "dt"),),
+        ),
+        TableDef("kpi_daily_streams", schemas.KpiDailyStreams, ("dt",)),
+        TableDef("kpi_active_users", schemas.KpiActiveUsers, ("dt",)),
+        TableDef("kpi_churn", schemas.KpiChurn, ("dt",)),
+        TableDef(
+            "kpi_retention",
+            schemas.KpiRetention,
+            ("cohort_week", "week_offset"),
+            partitioned=False,
+        ),
+        TableDef(
+            "kpi_engagement_by_region_hour",
+            schemas.KpiEngagementByRegionHour,
+            ("dt", "country", "local_hour"),
+        ),
+        TableDef("kpi_engagement_by_utc_hour", schemas.KpiEngagementByUtcHour, ("dt", "utc_hour")),
+        TableDef("kpi_top_artists", schemas.KpiTopArtists, ("dt", "artist_name")),
+        TableDef("kpi_top_tracks", schemas.KpiTopTracks, ("dt", "track_id")),
+        TableDef("kpi_genre_share", schemas.KpiGenreShare, ("dt", "genre")),
+        TableDef("kpi_platform_mix", schemas.KpiPlatformMix, ("dt", "platform")),
+    )
+}
+
+TABLES: dict[str, sa.Table] = {name: _build(d) for name, d in TABLE_DEFS.items()}

@@ -1,0 +1,122 @@
+"""Shared fixtures: a throwaway MariaDB database and a moto S3 endpoint per test.
+
+MariaDB tests skip on a developer machine without a server but fail under CI (``CI=true``), so
+a broken CI service can never turn the warehouse tests into silent skips.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import boto3
+import pytest
+import sqlalchemy as sa
+from moto.server import ThreadedMotoServer
+
+DEFAULT_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/?charset=utf8mb4"
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+# Real credentials or profiles in the environment must not leak into, or override, the fakes.
+STRAY_AWS_ENV = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def _admin_engine(url: str) -> sa.Engine:
+    """Engine without pooling, so no admin connection outlives the statement that needed it."""
+    return sa.create_engine(url, poolclass=sa.NullPool, connect_args={"connect_timeout": 5})
+
+
+@pytest.fixture(scope="session")
+def mysql_server_url() -> str:
+    """Admin URL of the MariaDB server (env ``TEST_MYSQL_URL`` overrides the default)."""
+    url = os.environ.get("TEST_MYSQL_URL", DEFAULT_MYSQL_URL)
+    engine = _admin_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        shown = sa.make_url(url).render_as_string(hide_password=True)
+        message = f"MariaDB at {shown} is not usable: {exc.orig!r}"
+        if _in_ci():
+            pytest.fail(f"{message}; under CI=true the MariaDB tests must run, not skip")
+        pytest.skip(message)
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture
+def mysql_url(mysql_server_url: str) -> Iterator[str]:
+    """URL of a fresh utf8mb4_bin database that exists for this test only."""
+    name = f"spt_test_{secrets.token_hex(6)}"
+    engine = _admin_engine(mysql_server_url)
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+    server = sa.make_url(mysql_server_url)
+    url = server.set(database=name, query={**server.query, "local_infile": "1"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        _drop_database(engine, name)
+        engine.dispose()
+
+
+def _drop_database(engine: sa.Engine, name: str) -> None:
+    """Drop one test database, first ending sessions a test left open in it.
+
+    An open transaction in the database holds a metadata lock that would make DROP wait for
+    ``lock_wait_timeout`` (a year by default) instead of failing.
+    """
+    with engine.connect() as conn:
+        own_id = conn.execute(sa.text("SELECT CONNECTION_ID()")).scalar_one()
+        leftover = conn.execute(
+            sa.text("SELECT id FROM information_schema.processlist WHERE db = :db AND id <> :me"),
+            {"db": name, "me": own_id},
+        ).scalars()
+        for session_id in leftover:
+            try:
+                conn.execute(sa.text(f"KILL {int(session_id)}"))
+            except sa.exc.OperationalError:
+                pass  # it ended between the listing and the KILL
+        conn.execute(sa.text("SET SESSION lock_wait_timeout = 30"))
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """Endpoint URL of an in-process moto S3 server, with fake AWS credentials in the env."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in FAKE_AWS_ENV.items():
+            patch.setenv(key, value)
+        for key in STRAY_AWS_ENV:
+            patch.delenv(key, raising=False)
+        # Port 0 lets the OS pick a free port at bind time, so parallel runs cannot collide.
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        try:
+            host, port = server.get_host_and_port()
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> Iterator[str]:
+    """Name of an empty bucket on the moto endpoint, emptied and deleted after the test."""
+    name = f"spt-test-{secrets.token_hex(6)}"
+    s3 = boto3.resource("s3", endpoint_url=s3_endpoint)
+    bucket = s3.Bucket(name)
+    bucket.create()
+    try:
+        yield name
+    finally:
+        bucket.object_versions.delete()
+        bucket.delete()
