@@ -16,15 +16,17 @@ $(STAMP): pyproject.toml setup.cfg
 
 install: $(STAMP)
 
-demo: $(STAMP)
-	@mkdir -p $(DAGSTER_HOME)
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME)
+	printf 'telemetry:\n  enabled: false\n' > $@
+
+demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/spotify-platform demo
 
-dev: $(STAMP)
-	@mkdir -p $(DAGSTER_HOME)
+dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	SIMULATOR_ACCOUNTS=$${SIMULATOR_ACCOUNTS:-2000} $(BIN)/dagster dev
 
-validate: $(STAMP)
+validate: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster definitions validate -m spotify_platform.definitions
 
 lint: $(STAMP)

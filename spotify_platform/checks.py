@@ -3,11 +3,11 @@
 import pandas as pd
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetKey, asset_check
 
+from spotify_platform.kpis import query
 from spotify_platform.layout import staging_key
 from spotify_platform.partitions import daily_partitions
 from spotify_platform.resources.lake import LakeResource
 from spotify_platform.resources.warehouse import WarehouseResource
-from spotify_platform.kpis import query
 
 
 @asset_check(
@@ -23,8 +23,9 @@ def fact_streams_reconcile(
     day = window.start.date()
     staged = lake.read_parquet(staging_key(day), columns=["ms_played"])
     loaded = warehouse.read_frame(
-        query("SELECT COUNT(*) AS n, SUM(ms_played) AS ms FROM fact_streams WHERE dt = :day",
-              day=day)
+        query(
+            "SELECT COUNT(*) AS n, SUM(ms_played) AS ms FROM fact_streams WHERE dt = :day", day=day
+        )
     ).iloc[0]
     loaded_rows = int(loaded["n"] or 0)
     loaded_ms = int(pd.to_numeric(loaded["ms"]) or 0) if loaded["ms"] is not None else 0

@@ -7,10 +7,16 @@ from spotify_platform.assets import kpis, raw, staging, warehouse
 from spotify_platform.resources import build_resources
 from spotify_platform.schedules import daily_pipeline_job, daily_schedule
 
-defs = Definitions(
-    assets=load_assets_from_modules([raw, staging, warehouse, kpis]),
-    asset_checks=load_asset_checks_from_modules([checks]),
-    jobs=[daily_pipeline_job],
-    schedules=[daily_schedule],
-    resources=build_resources(),
-)
+
+def build_definitions(resources: dict[str, object] | None = None) -> Definitions:
+    """Definitions bound to `resources` (tests, CLI) or to the environment's (the default)."""
+    return Definitions(
+        assets=load_assets_from_modules([raw, staging, warehouse, kpis]),
+        asset_checks=load_asset_checks_from_modules([checks]),
+        jobs=[daily_pipeline_job],
+        schedules=[daily_schedule],
+        resources=resources if resources is not None else build_resources(),
+    )
+
+
+defs = build_definitions()

@@ -25,14 +25,27 @@ def query(sql: str, **dates: dt.date) -> sa.TextClause:
 def account_daily(streams: pd.DataFrame) -> pd.DataFrame:
     """agg_account_daily rows from staged streams: one row per account and day."""
     columns = [
-        "dt", "account_id", "plays", "track_plays", "skipped_track_plays", "streams",
-        "ms_played", "stream_ms_played", "country",
+        "dt",
+        "account_id",
+        "plays",
+        "track_plays",
+        "skipped_track_plays",
+        "streams",
+        "ms_played",
+        "stream_ms_played",
+        "country",
     ]
     if streams.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns}).astype(
-            {"dt": "datetime64[ns]", "plays": "int64", "track_plays": "int64",
-             "skipped_track_plays": "int64", "streams": "int64", "ms_played": "int64",
-             "stream_ms_played": "int64"}
+            {
+                "dt": "datetime64[ns]",
+                "plays": "int64",
+                "track_plays": "int64",
+                "skipped_track_plays": "int64",
+                "streams": "int64",
+                "ms_played": "int64",
+                "stream_ms_played": "int64",
+            }
         )
     is_track = streams["content_type"].eq("track")
     frame = pd.DataFrame(
@@ -49,10 +62,12 @@ def account_daily(streams: pd.DataFrame) -> pd.DataFrame:
     )
     sums = frame.groupby(["dt", "account_id"], sort=True).sum().reset_index()
     country = (
-        streams.groupby(["dt", "account_id", "country"]).size().rename("n").reset_index()
+        streams.groupby(["dt", "account_id", "country"])
+        .size()
+        .rename("n")
+        .reset_index()
         .sort_values(["dt", "account_id", "n", "country"], ascending=[True, True, False, True])
-        .drop_duplicates(["dt", "account_id"])
-        [["dt", "account_id", "country"]]
+        .drop_duplicates(["dt", "account_id"])[["dt", "account_id", "country"]]
     )
     return sums.merge(country, on=["dt", "account_id"], how="left")[columns]
 
@@ -63,7 +78,8 @@ def dense_top(frame: pd.DataFrame, name_columns: Sequence[str], n: int = TOP_N) 
     if frame.empty:
         return frame.assign(rank=pd.Series(dtype="int64"))
     ordered = frame.sort_values(
-        ["dt", "streams", *name_columns], ascending=[True, False, *[True] * len(name_columns)],
+        ["dt", "streams", *name_columns],
+        ascending=[True, False, *[True] * len(name_columns)],
         kind="mergesort",
     )
     ordered["rank"] = ordered.groupby("dt")["streams"].rank(method="dense", ascending=False)
@@ -83,7 +99,9 @@ def daily_streams(warehouse_rows: pd.DataFrame, days: Sequence[dt.date]) -> pd.D
             "listeners": sums["listeners"].astype("int64"),
             "minutes_played": sums["ms_played"].astype(float) / MS_PER_MINUTE,
             "skip_rate": np.where(
-                track_plays > 0, sums["skipped_track_plays"] / track_plays.replace(0, np.nan), np.nan
+                track_plays > 0,
+                sums["skipped_track_plays"] / track_plays.replace(0, np.nan),
+                np.nan,
             ),
         }
     )

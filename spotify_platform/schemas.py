@@ -50,7 +50,9 @@ class StagingStreams(pa.DataFrameModel):
     """One listening event in canonical form; also the column set of `fact_streams`."""
 
     event_id: Series[str] = text(
-        32, unique=True, str_matches=HEX_ID_PATTERN,
+        32,
+        unique=True,
+        str_matches=HEX_ID_PATTERN,
         description="Hash of account, ended_at, content and ms_played: one row per real play",
     )
     account_id: Series[str] = text(
@@ -66,7 +68,9 @@ class StagingStreams(pa.DataFrameModel):
     )
     content_type: Series[str] = text(16, isin=CONTENT_TYPES, description="track/episode/audiobook")
     track_id: Series[str] = text(
-        22, nullable=True, str_matches=TRACK_ID_PATTERN,
+        22,
+        nullable=True,
+        str_matches=TRACK_ID_PATTERN,
         description="Spotify track id, or '~' + hash of artist and track names for old exports",
     )
     track_name: Series[str] = text(512, nullable=True, description="Track title")

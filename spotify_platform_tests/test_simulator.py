@@ -349,3 +349,9 @@ def test_accounts_for_hits_the_requested_volume(catalog: Catalog) -> None:
     sim = ListeningSimulator(accounts=n, seed=7, catalog=catalog)
     for day in (EPOCH, EPOCH + dt.timedelta(days=45)):
         assert 0.7 * target < len(sim.day(day)) < 1.3 * target, day
+
+
+def test_day_before_any_signup_is_an_empty_frame_with_the_raw_columns(catalog: Catalog) -> None:
+    frame = ListeningSimulator(accounts=50, seed=1, catalog=catalog).day(dt.date(2015, 6, 1))
+    assert frame.empty
+    assert list(frame.columns) == RAW_COLUMNS

@@ -48,8 +48,11 @@ def kpi_daily_streams(
     frame = KpiDailyStreams.validate(kpis.daily_streams(sums, days))
     warehouse.replace_days("kpi_daily_streams", days, frame)
     return MaterializeResult(
-        metadata={"days": len(frame), "streams": int(frame["streams"].sum()),
-                  "preview": _preview(frame.tail(10))}
+        metadata={
+            "days": len(frame),
+            "streams": int(frame["streams"].sum()),
+            "preview": _preview(frame.tail(10)),
+        }
     )
 
 
@@ -71,8 +74,12 @@ def kpi_active_users(
     warehouse.replace_days("kpi_active_users", days, frame)
     last = frame.iloc[-1]
     return MaterializeResult(
-        metadata={"dau": int(last["dau"]), "wau": int(last["wau"]), "mau": int(last["mau"]),
-                  "preview": _preview(frame.tail(10))}
+        metadata={
+            "dau": int(last["dau"]),
+            "wau": int(last["wau"]),
+            "mau": int(last["mau"]),
+            "preview": _preview(frame.tail(10)),
+        }
     )
 
 
@@ -106,8 +113,16 @@ def kpi_top_tracks(
     grouped = warehouse.read_frame(kpis.query(kpis.TOP_TRACKS_SQL, first=days[0], last=days[-1]))
     frame = KpiTopTracks.validate(kpis.top_list(grouped, ["track_name", "artist_name", "track_id"]))
     frame = frame[
-        ["dt", "rank", "track_id", "track_name", "artist_name", "streams", "listeners",
-         "minutes_played"]
+        [
+            "dt",
+            "rank",
+            "track_id",
+            "track_name",
+            "artist_name",
+            "streams",
+            "listeners",
+            "minutes_played",
+        ]
     ]
     warehouse.replace_days("kpi_top_tracks", days, frame)
     return MaterializeResult(metadata={"rows": len(frame), "preview": _preview(frame)})

@@ -44,6 +44,8 @@ def raw_listening_events(
             "files": len(files),
             "simulated_events": simulated,
             "lake_prefix": MetadataValue.path(lake.uri("raw/listening_events/")),
-            "sources": sorted({k.split("source=")[1].split("/")[0] for k in files if "source=" in k}),
+            "sources": sorted(
+                {k.split("source=")[1].split("/")[0] for k in files if "source=" in k}
+            ),
         }
     )

@@ -22,6 +22,13 @@ STAGING = AssetKey(["lake", "staging_streams"])
 QUARANTINE = AssetKey(["lake", "quarantined_streams"])
 
 
+def _parse(lake: LakeResource, key: str):
+    try:
+        return parse_jsonl(lake.read_bytes(key))
+    except (OSError, EOFError, ValueError) as exc:
+        raise RuntimeError(f"raw file {lake.uri(key)} is unreadable as a whole: {exc}") from exc
+
+
 @multi_asset(
     specs=[
         AssetSpec(
@@ -48,7 +55,7 @@ def staging_streams(context: AssetExecutionContext, lake: LakeResource, identity
     reasons: dict[str, int] = {}
     drift: dict[str, list[str]] = {}
     for day in days_of(context):
-        batches = {k: parse_jsonl(lake.read_bytes(k)) for k in lake.list_keys(raw_prefix(day))}
+        batches = {k: _parse(lake, k) for k in lake.list_keys(raw_prefix(day))}
         staged = stage_day(batches, key=key, day=day)
         lake.write_parquet(staging_key(day), staged.streams)
         lake.write_parquet(quarantine_key(day), staged.quarantine)

@@ -17,7 +17,11 @@ from spotify_platform import kpis
 from spotify_platform.layout import staging_key
 from spotify_platform.partitions import daily_partitions, days_of
 from spotify_platform.resources.lake import LakeResource
-from spotify_platform.resources.spotify import SpotifyCatalogResource
+from spotify_platform.resources.spotify import (
+    ARTIST_COLUMNS,
+    TRACK_COLUMNS,
+    SpotifyCatalogResource,
+)
 from spotify_platform.resources.warehouse import WarehouseResource
 from spotify_platform.schemas import AggAccountDaily, DimAccounts, DimArtists, DimTracks
 from spotify_platform.tables import TABLES
@@ -121,15 +125,19 @@ def dim_tracks(
     columns = ["track_id", "track_name", "artist_id", "artist_name", "album_name"]
     seen = pd.concat([_staged(lake, d, columns) for d in days_of(context)], ignore_index=True)
     seen = seen.dropna(subset=["track_id"]).drop_duplicates("track_id")
-    new_ids = sorted(set(seen["track_id"]) - _existing_ids(
-        warehouse, "dim_tracks", "track_id", sorted(seen["track_id"])
-    ))
+    new_ids = sorted(
+        set(seen["track_id"])
+        - _existing_ids(warehouse, "dim_tracks", "track_id", sorted(seen["track_id"]))
+    )
     new = seen[seen["track_id"].isin(new_ids)]
     catalog_ids = [t for t in new_ids if not t.startswith("~")]
-    described = spotify.tracks(catalog_ids) if catalog_ids else pd.DataFrame(columns=["track_id"])
+    described = (
+        spotify.tracks(catalog_ids) if catalog_ids else pd.DataFrame(columns=TRACK_COLUMNS)
+    ).reindex(columns=TRACK_COLUMNS)
     rows = new.merge(
         described.drop(columns=["track_name", "artist_name", "album_name"], errors="ignore"),
-        on="track_id", how="left",
+        on="track_id",
+        how="left",
     )
     known = rows["track_id"].isin(described["track_id"])
     frame = pd.DataFrame(
@@ -138,11 +146,13 @@ def dim_tracks(
             "track_name": rows["track_name"],
             "artist_id": rows["artist_id"],
             "artist_name": rows["artist_name"],
-            "spotify_artist_id": rows.get("spotify_artist_id"),
+            "spotify_artist_id": rows["spotify_artist_id"]
+            .astype(object)
+            .where(rows["spotify_artist_id"].notna(), None),
             "album_name": rows["album_name"],
-            "duration_ms": pd.array(rows.get("duration_ms"), dtype="Int64"),
-            "popularity": pd.array(rows.get("popularity"), dtype="Int64"),
-            "explicit": pd.array(rows.get("explicit"), dtype="boolean"),
+            "duration_ms": pd.to_numeric(rows["duration_ms"]).astype("Int64"),
+            "popularity": pd.to_numeric(rows["popularity"]).astype("Int64"),
+            "explicit": rows["explicit"].astype("boolean"),
             "catalog_source": known.map({True: "catalog", False: "plays"}),
         }
     )
@@ -166,20 +176,25 @@ def dim_artists(
     warehouse: WarehouseResource,
     spotify: SpotifyCatalogResource,
 ) -> MaterializeResult:
-    seen = pd.concat(
-        [_staged(lake, d, ["artist_id", "artist_name"]) for d in days_of(context)],
-        ignore_index=True,
-    ).dropna().drop_duplicates("artist_id")
-    new_ids = sorted(set(seen["artist_id"]) - _existing_ids(
-        warehouse, "dim_artists", "artist_id", sorted(seen["artist_id"])
-    ))
+    seen = (
+        pd.concat(
+            [_staged(lake, d, ["artist_id", "artist_name"]) for d in days_of(context)],
+            ignore_index=True,
+        )
+        .dropna()
+        .drop_duplicates("artist_id")
+    )
+    new_ids = sorted(
+        set(seen["artist_id"])
+        - _existing_ids(warehouse, "dim_artists", "artist_id", sorted(seen["artist_id"]))
+    )
     new = seen[seen["artist_id"].isin(new_ids)]
     links = _spotify_artist_ids(warehouse, new_ids)
     new = new.merge(links, on="artist_id", how="left")
     spotify_ids = sorted(new["spotify_artist_id"].dropna().unique())
-    described = spotify.artists(spotify_ids) if spotify_ids else pd.DataFrame(
-        columns=["spotify_artist_id", "genres"]
-    )
+    described = (
+        spotify.artists(spotify_ids) if spotify_ids else pd.DataFrame(columns=ARTIST_COLUMNS)
+    ).reindex(columns=ARTIST_COLUMNS)
     new = new.merge(described[["spotify_artist_id", "genres"]], on="spotify_artist_id", how="left")
     genres = new["genres"].map(lambda g: list(g) if isinstance(g, list | tuple) else [])
     frame = DimArtists.validate(
@@ -187,9 +202,9 @@ def dim_artists(
             {
                 "artist_id": new["artist_id"],
                 "artist_name": new["artist_name"],
-                "spotify_artist_id": new["spotify_artist_id"].astype(object).where(
-                    new["spotify_artist_id"].notna(), None
-                ),
+                "spotify_artist_id": new["spotify_artist_id"]
+                .astype(object)
+                .where(new["spotify_artist_id"].notna(), None),
                 "primary_genre": genres.map(lambda g: g[0][:64] if g else "unknown"),
                 "genres": genres.map(lambda g: " | ".join(g)[:1024] if g else None),
             }
@@ -216,18 +231,20 @@ def _spotify_artist_ids(warehouse: WarehouseResource, artist_ids: list[str]) -> 
     description="Pseudonymous accounts: first and latest stream day, active days, home country.",
     **COMMON,
 )
-def dim_accounts(
-    context: AssetExecutionContext, warehouse: WarehouseResource
-) -> MaterializeResult:
+def dim_accounts(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     days = days_of(context)
     touched = warehouse.read_frame(
         kpis.query(
             "SELECT DISTINCT account_id FROM agg_account_daily WHERE dt BETWEEN :first AND :last",
-            first=days[0], last=days[-1],
+            first=days[0],
+            last=days[-1],
         )
     )["account_id"].tolist()
     history = _select_in(
-        warehouse, "agg_account_daily", ["account_id", "dt", "streams", "country"], "account_id",
+        warehouse,
+        "agg_account_daily",
+        ["account_id", "dt", "streams", "country"],
+        "account_id",
         touched,
     )
     frame = DimAccounts.validate(account_summary(history))
@@ -239,10 +256,23 @@ def account_summary(history: pd.DataFrame) -> pd.DataFrame:
     """dim_accounts rows from every agg_account_daily row of the accounts concerned."""
     if history.empty:
         return pd.DataFrame(
-            {c: [] for c in ("account_id", "first_stream_dt", "last_stream_dt", "active_days",
-                             "home_country")}
-        ).astype({"first_stream_dt": "datetime64[ns]", "last_stream_dt": "datetime64[ns]",
-                  "active_days": "int64"})
+            {
+                c: []
+                for c in (
+                    "account_id",
+                    "first_stream_dt",
+                    "last_stream_dt",
+                    "active_days",
+                    "home_country",
+                )
+            }
+        ).astype(
+            {
+                "first_stream_dt": "datetime64[ns]",
+                "last_stream_dt": "datetime64[ns]",
+                "active_days": "int64",
+            }
+        )
     history = history.assign(dt=pd.to_datetime(history["dt"]))
     streaming = history[history["streams"].astype("int64") > 0]
     spans = streaming.groupby("account_id")["dt"].agg(["min", "max", "count"])

@@ -84,7 +84,9 @@ class LakeResource(ConfigurableResource):
                     "and that the credentials may read and write it"
                 ) from None
             except BotoCoreError as exc:
-                raise LakeUnavailable(f"lake bucket {self.bucket!r} is unreachable: {exc}") from None
+                raise LakeUnavailable(
+                    f"lake bucket {self.bucket!r} is unreachable: {exc}"
+                ) from None
             return
         try:
             self.root.mkdir(parents=True, exist_ok=True)

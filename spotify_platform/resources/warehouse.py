@@ -63,13 +63,13 @@ class WarehouseResource(ConfigurableResource):
         try:
             url = sa.engine.make_url(self.url)
         except sa.exc.ArgumentError as exc:
-            raise WarehouseUnavailable(f"WAREHOUSE_URL is not a valid SQLAlchemy URL: {exc}") from None
+            raise WarehouseUnavailable(
+                f"WAREHOUSE_URL is not a valid SQLAlchemy URL: {exc}"
+            ) from None
         if url.get_backend_name() == "sqlite":
             if url.database and url.database != ":memory:":
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-            engine = sa.create_engine(
-                url, hide_parameters=True, connect_args={"timeout": 60}
-            )
+            engine = sa.create_engine(url, hide_parameters=True, connect_args={"timeout": 60})
             sa.event.listen(engine, "connect", _sqlite_pragmas)
             return engine
         if url.get_backend_name() in ("mysql", "mariadb"):
@@ -142,9 +142,13 @@ class WarehouseResource(ConfigurableResource):
         to_update = [c for c in (update if update is not None else frame.columns) if c not in keys]
         if self.dialect == "sqlite":
             stmt = sqlite_dialect.insert(sa_table)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=keys, set_={c: stmt.excluded[c] for c in to_update}
-            ) if to_update else stmt.on_conflict_do_nothing(index_elements=keys)
+            stmt = (
+                stmt.on_conflict_do_update(
+                    index_elements=keys, set_={c: stmt.excluded[c] for c in to_update}
+                )
+                if to_update
+                else stmt.on_conflict_do_nothing(index_elements=keys)
+            )
         else:
             stmt = mysql_dialect.insert(sa_table)
             assignments = {c: stmt.inserted[c] for c in (to_update or keys[:1])}

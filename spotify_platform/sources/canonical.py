@@ -67,8 +67,11 @@ def _flag(series: pd.Series) -> pd.Series:
     if isinstance(series.dtype, pd.BooleanDtype):
         return series
     return series.map(
-        lambda v: _FLAGS.get(v.lower() if isinstance(v, str) else v, pd.NA)
-        if isinstance(v, bool | str) else pd.NA
+        lambda v: (
+            _FLAGS.get(v.lower() if isinstance(v, str) else v, pd.NA)
+            if isinstance(v, bool | str)
+            else pd.NA
+        )
     ).astype("boolean")
 
 
@@ -120,10 +123,13 @@ def canonicalise(raw: pd.DataFrame, *, key: bytes, source: str, day: dt.date) ->
     content_key = track_uri.where(
         track_uri.notna(),
         ("name:" + artist_name.fillna("") + "\x1f" + track_name.fillna("")).where(
-            is_track, episode_uri.fillna(audiobook_uri).fillna(
-                "name:" + show_name.fillna(book_title).fillna("") + "\x1f"
+            is_track,
+            episode_uri.fillna(audiobook_uri).fillna(
+                "name:"
+                + show_name.fillna(book_title).fillna("")
+                + "\x1f"
                 + episode_name.fillna(chapter).fillna("")
-            )
+            ),
         ),
     )
 
@@ -202,8 +208,12 @@ def _describe_failure(case: pd.Series) -> str:
 
 
 def quarantine_records(
-    raw: pd.DataFrame, rows: pd.Index, reasons: pd.Series, account_ids: pd.Series,
-    source_file: str, day: dt.date,
+    raw: pd.DataFrame,
+    rows: pd.Index,
+    reasons: pd.Series,
+    account_ids: pd.Series,
+    source_file: str,
+    day: dt.date,
 ) -> pd.DataFrame:
     """Rejected raw records, personal fields dropped and the account pseudonymised."""
     if len(rows) == 0:
@@ -234,9 +244,7 @@ def _jsonable(value: object) -> object:
     return value
 
 
-def stage_day(
-    batches: dict[str, RawBatch], *, key: bytes, day: dt.date
-) -> StagedDay:
+def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> StagedDay:
     """Stage every raw file of one day: canonical rows, duplicates removed, quarantine."""
     staged: list[pd.DataFrame] = []
     rejected: list[pd.DataFrame] = []
@@ -270,8 +278,9 @@ def stage_day(
         if typed_bad.any():
             rows = frame.index[typed_bad]
             rejected.append(
-                quarantine_records(raw, rows, frame["_reason"], frame["account_id"],
-                                   source_file, day)
+                quarantine_records(
+                    raw, rows, frame["_reason"], frame["account_id"], source_file, day
+                )
             )
         staged.append(frame[~typed_bad])
         result.files.append(source_file)
@@ -294,8 +303,14 @@ def stage_day(
 
     result.streams = candidates[STAGING_COLUMNS].sort_values("event_id", ignore_index=True)
     result.quarantine = (
-        pd.concat(rejected, ignore_index=True) if rejected else quarantine_records(
-            pd.DataFrame(), pd.Index([]), pd.Series(dtype=object), pd.Series(dtype=object), "",
+        pd.concat(rejected, ignore_index=True)
+        if rejected
+        else quarantine_records(
+            pd.DataFrame(),
+            pd.Index([]),
+            pd.Series(dtype=object),
+            pd.Series(dtype=object),
+            "",
             day,
         )
     )
@@ -314,10 +329,17 @@ def _empty_candidates(day: dt.date) -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype=object) for c in STAGING_COLUMNS})
     frame = frame.astype(
         {
-            "ended_at": "datetime64[ns, UTC]", "started_at": "datetime64[ns, UTC]",
-            "ms_played": "int64", "shuffle": "boolean", "skipped": bool, "offline": "boolean",
-            "incognito": "boolean", "is_stream": bool, "dt": "datetime64[ns]",
-            "utc_hour": "Int8", "local_hour": "Int8",
+            "ended_at": "datetime64[ns, UTC]",
+            "started_at": "datetime64[ns, UTC]",
+            "ms_played": "int64",
+            "shuffle": "boolean",
+            "skipped": bool,
+            "offline": "boolean",
+            "incognito": "boolean",
+            "is_stream": bool,
+            "dt": "datetime64[ns]",
+            "utc_hour": "Int8",
+            "local_hour": "Int8",
         }
     )
     frame["_file"] = pd.Series(dtype=object)

@@ -49,8 +49,13 @@ def event_ids(
     """One id per real play: hash of pseudonymous account, end second, content and duration."""
     instants = (ended_at.dt.tz_convert("UTC").dt.tz_localize(None) - EPOCH) // ONE_SECOND
     joined = (
-        account_ids.astype(str) + SEPARATOR + instants.astype(str) + SEPARATOR
-        + content_keys.astype(str) + SEPARATOR + ms_played.astype(str)
+        account_ids.astype(str)
+        + SEPARATOR
+        + instants.astype(str)
+        + SEPARATOR
+        + content_keys.astype(str)
+        + SEPARATOR
+        + ms_played.astype(str)
     )
     digests = [
         hashlib.blake2b(value.encode("utf-8"), digest_size=16).hexdigest()

@@ -203,8 +203,8 @@ _START_AFTER_END = np.array(
 )
 _SESSION_FIRST_START = np.array([_RS_CLICKROW, _RS_PLAYBTN, _RS_APPLOAD, _RS_REMOTE])
 _SESSION_FIRST_START_CDF = np.cumsum([0.35, 0.30, 0.25, 0.10])
-_PARTIAL_END = np.array([_RE_ENDPLAY, _RE_LOGOUT, _RE_EXIT])
-_PARTIAL_END_CDF = np.cumsum([0.6, 0.2, 0.2])
+_PARTIAL_END = np.array([_RE_ENDPLAY, _RE_LOGOUT, _RE_EXIT, _RE_REMOTE])
+_PARTIAL_END_CDF = np.cumsum([0.55, 0.17, 0.2, 0.08])
 
 _GENRES = np.array(
     [
@@ -546,6 +546,8 @@ class ListeningSimulator:
         self._epoch = epoch
         self._ppad = float(plays_per_active_day)
         self._catalog = catalog if catalog is not None else build_catalog(seed=seed)
+        if self._catalog.tracks.empty or self._catalog.episodes.empty:
+            raise ValueError("the catalog needs at least one track and one episode")
         self._prepare_catalog()
         self._prepare_audiobooks()
         self._prepare_accounts()
@@ -553,6 +555,7 @@ class ListeningSimulator:
 
     @property
     def catalog(self) -> Catalog:
+        """The catalog the events play from, to enrich or check them against."""
         return self._catalog
 
     @staticmethod
@@ -707,7 +710,7 @@ class ListeningSimulator:
         ev_sess = np.repeat(np.arange(n_s), sess_len)
         ev_acc = sess_acc[ev_sess]
         n = len(ev_sess)
-        sess_first = np.concatenate([[0], np.cumsum(sess_len)[:-1]])
+        sess_first = np.cumsum(sess_len) - sess_len
         first = np.zeros(n, dtype=bool)
         first[sess_first] = True
 
@@ -769,7 +772,7 @@ class ListeningSimulator:
         )
 
         # How it starts follows from how the previous play in the session ended.
-        prev_end = np.concatenate([[_RE_TRACKDONE], reason_end[:-1]])
+        prev_end = np.roll(reason_end, 1)
         u_start = rng.random(n)
         reason_start = _START_AFTER_END[prev_end]
         reason_start = np.where(

@@ -1,0 +1,172 @@
+"""`spotify-platform`: the demo, schema set-up and ranged runs through Dagster (DESIGN §7)."""
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+from pathlib import Path
+
+DEMO_DAYS = 30
+DEMO_ACCOUNTS = 2000
+
+
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _instance():
+    """The Dagster instance of DAGSTER_HOME (default .data/dagster_home), so runs show in the UI."""
+    from dagster import DagsterInstance
+
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".data/dagster_home").absolute())))
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text("telemetry:\n  enabled: false\n")
+    return DagsterInstance.get()
+
+
+def run_range(first: dt.date, last: dt.date, defs=None, instance=None, quiet: bool = True) -> bool:
+    """Materialize the daily pipeline for first..last as one Dagster run (single-run backfill)."""
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    if defs is None:
+        from spotify_platform.definitions import defs
+
+    job = defs.resolve_job_def("daily_pipeline")
+    result = job.execute_in_process(
+        run_config=QUIET_RUN_CONFIG if quiet else None,
+        instance=instance or _instance(),
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
+            ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+        },
+        raise_on_error=False,
+    )
+    if not result.success:
+        for event in result.all_events:
+            if event.is_failure and event.step_key:
+                error = event.event_specific_data.error
+                print(f"step {event.step_key} failed: {error.message.strip()}", file=sys.stderr)
+    print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
+    return result.success
+
+
+def init_warehouse() -> list[str]:
+    from spotify_platform.resources import build_resources
+
+    warehouse = build_resources()["warehouse"]
+    created = warehouse.init_schema()
+    print(f"warehouse {warehouse.display_url}: {len(created)} tables created, schema up to date")
+    return created
+
+
+def headline(last: dt.date) -> str:
+    """The headline KPIs of one day, as text for the terminal."""
+    import sqlalchemy as sa
+
+    from spotify_platform.kpis import query
+    from spotify_platform.resources import build_resources
+    from spotify_platform.tables import TABLES
+
+    warehouse = build_resources()["warehouse"]
+    users = warehouse.read_frame(
+        query("SELECT dau, wau, mau, stickiness FROM kpi_active_users WHERE dt = :d", d=last)
+    )
+    daily = warehouse.read_frame(
+        query(
+            "SELECT plays, streams, listeners, minutes_played, skip_rate "
+            "FROM kpi_daily_streams WHERE dt = :d",
+            d=last,
+        )
+    )
+    top = TABLES["kpi_top_artists"]
+    artists = warehouse.read_frame(
+        sa.select(top.c.rank, top.c.artist_name, top.c.streams, top.c.listeners)
+        .where(top.c.dt == last)
+        .order_by(top.c.rank, top.c.artist_name)
+        .limit(10)
+    )
+    lines = [f"Headline KPIs for {last.isoformat()} (UTC)"]
+    if not users.empty:
+        u = users.iloc[0]
+        stickiness = "n/a" if u["stickiness"] is None else f"{float(u['stickiness']):.1%}"
+        lines.append(
+            f"  DAU {int(u['dau']):,}   WAU {int(u['wau']):,}   MAU {int(u['mau']):,}"
+            f"   stickiness {stickiness}"
+        )
+    if not daily.empty:
+        d = daily.iloc[0]
+        skip = "n/a" if d["skip_rate"] is None else f"{float(d['skip_rate']):.1%}"
+        lines.append(
+            f"  plays {int(d['plays']):,}   streams {int(d['streams']):,}   "
+            f"listeners {int(d['listeners']):,}   minutes {float(d['minutes_played']):,.0f}"
+            f"   skip rate {skip}"
+        )
+    if not artists.empty:
+        lines.append("  Top artists by streams:")
+        for row in artists.itertuples(index=False):
+            lines.append(
+                f"    {int(row.rank):>2}. {row.artist_name}  "
+                f"({int(row.streams):,} streams, {int(row.listeners):,} listeners)"
+            )
+    return "\n".join(lines)
+
+
+def demo(days: int, accounts: int) -> int:
+    os.environ.setdefault("SIMULATOR_ACCOUNTS", str(accounts))
+    last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    first = last - dt.timedelta(days=days - 1)
+    started = time.monotonic()
+    init_warehouse()
+    print(f"simulating {os.environ['SIMULATOR_ACCOUNTS']} accounts, {first} .. {last}, one run")
+    if not run_range(first, last):
+        return 1
+    print(headline(last))
+    print(f"finished in {time.monotonic() - started:.0f} s; `make dev` opens the Dagster UI")
+    return 0
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="spotify-platform", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo_cmd = commands.add_parser("demo", help="simulate recent days and build every KPI")
+    demo_cmd.add_argument("--days", type=int, default=DEMO_DAYS)
+    demo_cmd.add_argument("--accounts", type=int, default=DEMO_ACCOUNTS)
+    commands.add_parser("init-warehouse", help="create or migrate the warehouse schema")
+    run_cmd = commands.add_parser("run", help="materialize days A..B as one Dagster run")
+    run_cmd.add_argument("--from", dest="first", type=_date, required=True)
+    run_cmd.add_argument("--to", dest="last", type=_date, required=True)
+    args = parser.parse_args(argv)
+
+    from spotify_platform.resources.lake import LakeUnavailable
+    from spotify_platform.resources.warehouse import WarehouseUnavailable
+
+    try:
+        if args.command == "demo":
+            return demo(args.days, args.accounts)
+        if args.command == "init-warehouse":
+            init_warehouse()
+            return 0
+        if args.command == "run":
+            if args.last < args.first:
+                parser.error("--to is before --from")
+            return 0 if run_range(args.first, args.last) else 1
+    except (WarehouseUnavailable, LakeUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

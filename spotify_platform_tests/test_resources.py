@@ -1,0 +1,83 @@
+"""Lake and warehouse resources against real endpoints: moto's S3 server, MariaDB, SQLite."""
+
+import datetime as dt
+
+import boto3
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from spotify_platform.layout import staging_key
+from spotify_platform.resources.lake import LakeResource, LakeUnavailable
+from spotify_platform.resources.warehouse import WarehouseResource, WarehouseUnavailable
+from spotify_platform_tests.harness import make_resources, read_table, run_days
+
+DAY = dt.date(2026, 4, 1)
+
+
+def test_pipeline_on_an_s3_lake(tmp_path, s3_endpoint, s3_bucket):
+    resources = make_resources(
+        tmp_path, lake_url=f"s3://{s3_bucket}/platform", s3_endpoint_url=s3_endpoint
+    )
+    assert run_days(resources, DAY, DAY)
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket)["Contents"]}
+    assert f"platform/{staging_key(DAY)}" in keys
+    assert f"platform/raw/listening_events/dt={DAY}/source=simulator/events.jsonl.gz" in keys
+    staged = resources["lake"].read_parquet(staging_key(DAY))
+    assert len(read_table(resources, "fact_streams")) == len(staged) > 0
+
+
+def test_lake_round_trip_on_s3(s3_endpoint, s3_bucket):
+    lake = LakeResource(url=f"s3://{s3_bucket}/p", s3_endpoint_url=s3_endpoint)
+    frame = pd.DataFrame({"name": ["Beyoncé", "夜に駆ける", "🔥"], "n": [1, 2, 3]})
+    lake.write_parquet("a/b.parquet", frame)
+    assert lake.list_keys("a/") == ["a/b.parquet"]
+    pd.testing.assert_frame_equal(lake.read_parquet("a/b.parquet"), frame)
+    lake.move("a/b.parquet", "c/d.parquet")
+    assert not lake.exists("a/b.parquet") and lake.exists("c/d.parquet")
+
+
+def test_missing_bucket_fails_at_once_naming_it(s3_endpoint):
+    lake = LakeResource(url="s3://no-such-bucket-here/x", s3_endpoint_url=s3_endpoint)
+    with pytest.raises(LakeUnavailable, match="no-such-bucket-here"):
+        lake.check()
+
+
+def test_unreachable_mysql_names_the_host_not_the_password():
+    warehouse = WarehouseResource(
+        url="mysql+pymysql://analyst:s3cr3t-pw@127.0.0.1:1/kpis", connect_timeout_s=2
+    )
+    with pytest.raises(WarehouseUnavailable) as error:
+        warehouse.check_connection()
+    message = str(error.value)
+    assert "127.0.0.1:1/kpis" in message
+    assert "s3cr3t-pw" not in message
+
+
+def test_schema_is_idempotent_and_utf8mb4(mysql_url):
+    warehouse = WarehouseResource(url=mysql_url)
+    assert "fact_streams" in warehouse.init_schema()
+    assert warehouse.init_schema() == []
+    columns = warehouse.read_frame(
+        "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME "
+        "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
+    )
+    ended = columns[(columns.TABLE_NAME == "fact_streams") & (columns.COLUMN_NAME == "ended_at")]
+    assert ended.COLUMN_TYPE.iloc[0] == "datetime(3)"
+    assert set(columns.CHARACTER_SET_NAME.dropna()) == {"utf8mb4"}
+    engines = warehouse.read_frame(
+        "SELECT DISTINCT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+    )
+    assert engines.ENGINE.tolist() == ["InnoDB"]
+
+
+def test_replace_days_rolls_back_on_failure(tmp_path):
+    resources = make_resources(tmp_path)
+    assert run_days(resources, DAY, DAY)
+    warehouse: WarehouseResource = resources["warehouse"]
+    before = read_table(resources, "kpi_daily_streams")
+    broken = before.assign(plays=None)
+    with pytest.raises(sa.exc.IntegrityError):
+        warehouse.replace_days("kpi_daily_streams", [DAY], broken)
+    pd.testing.assert_frame_equal(read_table(resources, "kpi_daily_streams"), before)
