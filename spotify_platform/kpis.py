@@ -195,3 +195,130 @@ def _by_day(rows: pd.DataFrame, days: Sequence[dt.date]) -> pd.DataFrame:
     merged = wanted.merge(found, on="dt", how="left")
     merged[measures] = merged[measures].fillna(0)
     return merged
+
+
+CHURN_SQL = """
+SELECT COUNT(*) AS base_accounts,
+       SUM(CASE WHEN recent.account_id IS NULL THEN 1 ELSE 0 END) AS churned_accounts
+FROM (SELECT DISTINCT account_id FROM agg_account_daily
+      WHERE dt BETWEEN :base_start AND :base_end AND streams > 0) base
+LEFT JOIN (SELECT DISTINCT account_id FROM agg_account_daily
+           WHERE dt BETWEEN :recent_start AND :day AND streams > 0) recent
+  ON recent.account_id = base.account_id
+"""
+
+STREAM_DAYS_SQL = "SELECT account_id, dt FROM agg_account_daily WHERE streams > 0"
+
+REGION_HOUR_SQL = """
+SELECT dt, country, local_hour,
+       COUNT(*) AS streams,
+       COUNT(DISTINCT account_id) AS listeners,
+       SUM(ms_played) AS ms_played
+FROM fact_streams
+WHERE dt BETWEEN :first AND :last AND is_stream = 1
+GROUP BY dt, country, local_hour
+"""
+
+UTC_HOUR_SQL = """
+SELECT dt, utc_hour,
+       COUNT(*) AS streams,
+       COUNT(DISTINCT account_id) AS listeners,
+       SUM(ms_played) AS ms_played
+FROM fact_streams
+WHERE dt BETWEEN :first AND :last AND is_stream = 1
+GROUP BY dt, utc_hour
+"""
+
+GENRE_SQL = """
+SELECT f.dt, COALESCE(a.primary_genre, 'unknown') AS genre, COUNT(*) AS streams
+FROM fact_streams f
+LEFT JOIN dim_artists a ON a.artist_id = f.artist_id
+WHERE f.dt BETWEEN :first AND :last AND f.is_stream = 1
+GROUP BY f.dt, COALESCE(a.primary_genre, 'unknown')
+"""
+
+PLATFORM_SQL = """
+SELECT dt, platform, COUNT(*) AS plays
+FROM fact_streams
+WHERE dt BETWEEN :first AND :last
+GROUP BY dt, platform
+"""
+
+CHURN_HORIZON_DAYS = 59
+ACTIVE_HORIZON_DAYS = 29
+
+
+def churn_windows(day: dt.date) -> dict[str, dt.date]:
+    return {
+        "day": day,
+        "recent_start": day - dt.timedelta(days=29),
+        "base_start": day - dt.timedelta(days=59),
+        "base_end": day - dt.timedelta(days=30),
+    }
+
+
+def churn(base: int, churned: int, day: dt.date) -> dict:
+    base, churned = int(base or 0), int(churned or 0)
+    return {
+        "dt": pd.Timestamp(day),
+        "base_accounts": base,
+        "churned_accounts": churned,
+        "churn_rate": churned / base if base else np.nan,
+    }
+
+
+def retention(stream_days: pd.DataFrame) -> pd.DataFrame:
+    """Weekly cohorts by first stream ever (weeks start Monday, UTC), every offset, zeros kept."""
+    columns = ["cohort_week", "week_offset", "cohort_size", "retained_accounts", "retention_rate"]
+    if stream_days.empty:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in columns}).astype(
+            {"cohort_week": "datetime64[ns]", "retention_rate": float}
+        )
+    days = pd.to_datetime(stream_days["dt"])
+    weeks = pd.DataFrame(
+        {
+            "account_id": stream_days["account_id"],
+            "week": days - pd.to_timedelta(days.dt.weekday, "D"),
+        }
+    ).drop_duplicates()
+    first = weeks.groupby("account_id")["week"].min().rename("cohort_week")
+    weeks = weeks.join(first, on="account_id")
+    weeks["week_offset"] = ((weeks["week"] - weeks["cohort_week"]).dt.days // 7).astype("int64")
+    sizes = first.value_counts().rename("cohort_size")
+    retained = weeks.groupby(["cohort_week", "week_offset"]).size().rename("retained_accounts")
+    last_week = weeks["week"].max()
+    grid = pd.DataFrame(
+        [
+            (cohort, offset)
+            for cohort in sorted(sizes.index)
+            for offset in range(int((last_week - cohort).days // 7) + 1)
+        ],
+        columns=["cohort_week", "week_offset"],
+    )
+    grid = grid.join(sizes, on="cohort_week").join(retained, on=["cohort_week", "week_offset"])
+    grid["retained_accounts"] = grid["retained_accounts"].fillna(0).astype("int64")
+    grid["cohort_size"] = grid["cohort_size"].astype("int64")
+    grid["retention_rate"] = grid["retained_accounts"] / grid["cohort_size"]
+    return grid[columns]
+
+
+def shares(grouped: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """Each group's share of its day's total `measure`."""
+    frame = grouped.copy()
+    frame["dt"] = pd.to_datetime(frame["dt"])
+    frame[measure] = frame[measure].astype("int64")
+    totals = frame.groupby("dt")[measure].transform("sum")
+    frame["share"] = frame[measure] / totals
+    return frame
+
+
+def engagement(grouped: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    frame = grouped.copy()
+    frame["dt"] = pd.to_datetime(frame["dt"])
+    for key in keys:
+        if key.endswith("hour"):
+            frame[key] = frame[key].astype("int64")
+    frame["streams"] = frame["streams"].astype("int64")
+    frame["listeners"] = frame["listeners"].astype("int64")
+    frame["minutes_played"] = frame.pop("ms_played").astype(float) / MS_PER_MINUTE
+    return frame.sort_values(["dt", *keys]).reset_index(drop=True)

@@ -116,3 +116,50 @@ TABLE_DEFS: dict[str, TableDef] = {
 }
 
 TABLES: dict[str, sa.Table] = {name: _build(d) for name, d in TABLE_DEFS.items()}
+
+VIEWS: dict[str, str] = {
+    "bi_daily_overview": """
+        SELECT d.dt, d.plays, d.streams, d.listeners, d.minutes_played, d.skip_rate,
+               u.dau, u.wau, u.mau, u.stickiness,
+               c.base_accounts AS churn_base_accounts, c.churned_accounts, c.churn_rate
+        FROM kpi_daily_streams d
+        LEFT JOIN kpi_active_users u ON u.dt = d.dt
+        LEFT JOIN kpi_churn c ON c.dt = d.dt
+    """,
+    "bi_engagement_region_hour": """
+        SELECT dt, country, local_hour, streams, listeners, minutes_played
+        FROM kpi_engagement_by_region_hour
+    """,
+    "bi_engagement_utc_hour": """
+        SELECT dt, utc_hour, streams, listeners, minutes_played
+        FROM kpi_engagement_by_utc_hour
+    """,
+    "bi_top_artists": """
+        SELECT t.dt, t.rank AS artist_rank, t.artist_name, g.primary_genre, t.streams,
+               t.listeners, t.minutes_played
+        FROM kpi_top_artists t
+        LEFT JOIN (SELECT artist_name, MIN(primary_genre) AS primary_genre
+                   FROM dim_artists GROUP BY artist_name) g
+          ON g.artist_name = t.artist_name
+    """,
+    "bi_top_tracks": """
+        SELECT t.dt, t.rank AS track_rank, t.track_name, t.artist_name, d.album_name,
+               t.streams, t.listeners, t.minutes_played
+        FROM kpi_top_tracks t
+        LEFT JOIN dim_tracks d ON d.track_id = t.track_id
+    """,
+    "bi_genre_share": "SELECT dt, genre, streams, share FROM kpi_genre_share",
+    "bi_platform_mix": "SELECT dt, platform, plays, share FROM kpi_platform_mix",
+    "bi_retention": """
+        SELECT cohort_week, week_offset, cohort_size, retained_accounts, retention_rate
+        FROM kpi_retention
+    """,
+    "bi_streams": """
+        SELECT f.dt, f.ended_at, f.started_at, f.country, f.local_hour, f.utc_hour, f.platform,
+               f.content_type, f.track_name, f.artist_name, f.album_name, f.episode_name,
+               f.show_name, COALESCE(a.primary_genre, 'unknown') AS genre, f.ms_played,
+               f.is_stream, f.skipped, f.shuffle, f.offline
+        FROM fact_streams f
+        LEFT JOIN dim_artists a ON a.artist_id = f.artist_id
+    """,
+}

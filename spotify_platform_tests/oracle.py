@@ -61,3 +61,55 @@ def top_artists(frame: pd.DataFrame, day: pd.Timestamp) -> list[tuple[int, str, 
             rank, previous = rank + 1, row.size
         ranked.append((rank, row.Index, int(row.size)))
     return ranked
+
+
+def churn(frame: pd.DataFrame, day: pd.Timestamp) -> tuple[int, int]:
+    streams = frame[frame["stream"]]
+
+    def accounts(start: int, end: int) -> set:
+        window = streams[
+            (streams["day"] >= day - pd.Timedelta(days=start))
+            & (streams["day"] <= day - pd.Timedelta(days=end))
+        ]
+        return set(window["account"])
+
+    base = accounts(59, 30)
+    return len(base), len(base - accounts(29, 0))
+
+
+def retention(frame: pd.DataFrame) -> dict[tuple[pd.Timestamp, int], tuple[int, int]]:
+    streams = frame[frame["stream"]]
+    monday = streams["day"] - pd.to_timedelta(streams["day"].dt.dayofweek, unit="D")
+    weeks = pd.DataFrame({"account": streams["account"], "week": monday})
+    first = weeks.groupby("account")["week"].min()
+    last_week = weeks["week"].max()
+    result = {}
+    for cohort in sorted(first.unique()):
+        members = set(first[first == cohort].index)
+        offset = 0
+        while cohort + pd.Timedelta(weeks=offset) <= last_week:
+            week = cohort + pd.Timedelta(weeks=offset)
+            active = set(weeks.loc[weeks["week"] == week, "account"]) & members
+            result[(pd.Timestamp(cohort), offset)] = (len(members), len(active))
+            offset += 1
+    return result
+
+
+def engagement(frame: pd.DataFrame, day: pd.Timestamp, key: str) -> dict:
+    streams = frame[frame["stream"] & (frame["day"] == day)]
+    grouped = streams.groupby(key)
+    return {
+        k: (len(g), g["account"].nunique(), g["ms"].sum() / 60000) for k, g in grouped
+    }
+
+
+def top_tracks(frame: pd.DataFrame, day: pd.Timestamp) -> list[tuple[int, str, int]]:
+    streams = frame[frame["stream"] & (frame["day"] == day)]
+    counts = streams.groupby(["uri", "track", "artist"]).size().reset_index(name="n")
+    rows = sorted(counts.itertuples(), key=lambda r: (-r.n, r.track, r.artist, r.uri))
+    ranked, rank, previous = [], 0, None
+    for row in rows[:50]:
+        if row.n != previous:
+            rank, previous = rank + 1, row.n
+        ranked.append((rank, row.uri.split(":")[-1], int(row.n)))
+    return ranked

@@ -67,7 +67,8 @@ def test_schema_is_idempotent_and_utf8mb4(mysql_url):
     assert ended.COLUMN_TYPE.iloc[0] == "datetime(3)"
     assert set(columns.CHARACTER_SET_NAME.dropna()) == {"utf8mb4"}
     engines = warehouse.read_frame(
-        "SELECT DISTINCT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+        "SELECT DISTINCT ENGINE FROM information_schema.TABLES "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'"
     )
     assert engines.ENGINE.tolist() == ["InnoDB"]
 

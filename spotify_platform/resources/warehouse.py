@@ -12,7 +12,7 @@ from pydantic import PrivateAttr
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from spotify_platform.tables import TABLE_DEFS, TABLES, metadata
+from spotify_platform.tables import TABLE_DEFS, TABLES, VIEWS, metadata
 
 DEFAULT_WAREHOUSE_URL = "sqlite:///.data/warehouse.db"
 INSERT_CHUNK_ROWS = 20_000
@@ -105,11 +105,48 @@ class WarehouseResource(ConfigurableResource):
             ) from None
 
     def init_schema(self) -> list[str]:
-        """Create the tables that are missing; returns their names. Idempotent."""
+        """Create missing tables and (re)create the bi_* views; returns the new tables."""
         self.check_connection()
         existing = set(sa.inspect(self.engine).get_table_names())
         metadata.create_all(self.engine, checkfirst=True)
+        with self.engine.begin() as conn:
+            for name, body in VIEWS.items():
+                conn.execute(sa.text(f"DROP VIEW IF EXISTS {name}"))
+                conn.execute(sa.text(f"CREATE VIEW {name} AS {body}"))
         return [name for name in TABLES if name not in existing]
+
+    def grant_bi_reader(self, user: str, password: str, host: str = "%") -> list[str]:
+        """Create a MySQL user that may only SELECT from the bi_* views and kpi_* tables.
+
+        Returns the objects granted. Raises PermissionError, with the statements to run by
+        hand, when the connected user lacks CREATE USER / GRANT OPTION.
+        """
+        if self.dialect == "sqlite":
+            raise ValueError("SQLite has no users: give BI tools a copy of the file instead")
+        objects = list(VIEWS) + [n for n in TABLES if n.startswith("kpi_")]
+        database = self.engine.url.database
+        account = f"{_quote_account(user)}@{_quote_account(host)}"
+        grants = [f"GRANT SELECT ON `{database}`.`{name}` TO {account}" for name in objects]
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    sa.text(f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY :password"),
+                    {"password": password},
+                )
+                for grant in grants:
+                    conn.execute(sa.text(grant))
+        except sa.exc.DBAPIError as exc:
+            code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+            if code in (1044, 1045, 1142, 1227, 1410):
+                script = ";\n".join(
+                    [f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '<password>'", *grants]
+                )
+                raise PermissionError(
+                    f"{self.display_url}: this user may not create users or grant; "
+                    f"ask an administrator to run:\n{script};"
+                ) from None
+            raise
+        return objects
 
     def missing_tables(self) -> list[str]:
         existing = set(sa.inspect(self.engine).get_table_names())
@@ -182,6 +219,13 @@ class WarehouseResource(ConfigurableResource):
         for chunk in _chunks(_rows(frame, sa_table), INSERT_CHUNK_ROWS):
             conn.execute(sa_table.insert(), chunk)
         return len(frame)
+
+
+def _quote_account(part: str) -> str:
+    """Quote a MySQL user or host name; they cannot be bound as parameters."""
+    if not part or any(c in part for c in "'\\`\x00\n"):
+        raise ValueError("user and host names may not contain quotes, backslashes or newlines")
+    return f"'{part}'"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

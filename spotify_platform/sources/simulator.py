@@ -402,6 +402,23 @@ def _sample(rng: np.random.Generator, cdf: np.ndarray, size: int) -> np.ndarray:
     return np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), len(cdf) - 1)
 
 
+def _distinct(names: np.ndarray) -> np.ndarray:
+    """Suffix repeated artist names (" II", " III", ...): plays identify artists by name only."""
+    used: set[str] = set()
+    out = names.copy()
+    for i, name in enumerate(names.tolist()):
+        candidate, count = name, 1
+        while candidate.strip().casefold() in used:
+            count += 1
+            candidate = f"{name} {count}" if count > 12 else f"{name} {_ROMAN[count - 1]}"
+        used.add(candidate.strip().casefold())
+        out[i] = candidate
+    return out
+
+
+_ROMAN = ("", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
+
+
 def build_catalog(
     seed: int = 7,
     n_artists: int = 2000,
@@ -413,7 +430,7 @@ def build_catalog(
     rng = np.random.default_rng([seed, 0xCA7A106])
 
     artist_ids = _spotify_ids(rng, n_artists)
-    artist_names = _compose(rng, n_artists, _ARTIST_TEMPLATES)
+    artist_names = _distinct(_compose(rng, n_artists, _ARTIST_TEMPLATES))
     artist_pop = np.clip(np.round(rng.beta(2.0, 3.5, n_artists) * 100), 0, 100).astype(np.int64)
     genre_p = 1.0 / np.arange(1, len(_GENRES) + 1) ** 0.8
     genre_picks = rng.choice(len(_GENRES), size=(n_artists, 4), p=genre_p / genre_p.sum())
