@@ -43,6 +43,22 @@ def build_resources() -> dict[str, object]:
 
 
 def build_spotify_catalog() -> SpotifyCatalogResource:
+    """The live Web API catalog when app credentials are set, else the offline catalog."""
+    if os.environ.get("SPOTIFY_CLIENT_ID") and os.environ.get("SPOTIFY_CLIENT_SECRET"):
+        # Imported here so the offline default never loads spotipy.
+        from spotify_platform.resources.spotify_api import (
+            DEFAULT_API_URL,
+            DEFAULT_AUTH_URL,
+            LiveCatalogResource,
+        )
+
+        return LiveCatalogResource(
+            client_id=EnvVar("SPOTIFY_CLIENT_ID"),
+            client_secret=EnvVar("SPOTIFY_CLIENT_SECRET"),
+            api_url=_env("SPOTIFY_API_URL", DEFAULT_API_URL),
+            auth_url=_env("SPOTIFY_AUTH_URL", DEFAULT_AUTH_URL),
+            batch_lookups=os.environ.get("SPOTIFY_BATCH_LOOKUPS") == "1",
+        )
     return OfflineCatalogResource(seed=_env_int("SIMULATOR_SEED", 7))
 
 
