@@ -34,7 +34,9 @@ def run_range(first: dt.date, last: dt.date, defs=None, instance=None, quiet: bo
     )
 
     if defs is None:
-        from spotify_platform.definitions import defs
+        from spotify_platform.definitions import build_definitions
+
+        defs = build_definitions()
 
     job = defs.resolve_job_def("daily_pipeline")
     result = job.execute_in_process(
@@ -56,9 +58,9 @@ def run_range(first: dt.date, last: dt.date, defs=None, instance=None, quiet: bo
 
 
 def init_warehouse() -> list[str]:
-    from spotify_platform.resources import build_resources
+    from spotify_platform.resources import resolved
 
-    warehouse = build_resources()["warehouse"]
+    warehouse = resolved("warehouse")
     created = warehouse.init_schema()
     print(f"warehouse {warehouse.display_url}: {len(created)} tables created, schema up to date")
     return created
@@ -69,10 +71,10 @@ def headline(last: dt.date) -> str:
     import sqlalchemy as sa
 
     from spotify_platform.kpis import query
-    from spotify_platform.resources import build_resources
+    from spotify_platform.resources import resolved
     from spotify_platform.tables import TABLES
 
-    warehouse = build_resources()["warehouse"]
+    warehouse = resolved("warehouse")
     users = warehouse.read_frame(
         query("SELECT dau, wau, mau, stickiness FROM kpi_active_users WHERE dt = :d", d=last)
     )
@@ -116,6 +118,30 @@ def headline(last: dt.date) -> str:
     return "\n".join(lines)
 
 
+def import_history_command(
+    paths: list[str], account: str | None, country: str | None, run: bool
+) -> int:
+    from spotify_platform.ingest import import_history
+    from spotify_platform.resources import resolved
+
+    lake = resolved("lake")
+    report = import_history(lake, paths, account=account, country=country)
+    for error in report.errors:
+        print(f"warning: {error}", file=sys.stderr)
+    print(
+        f"{len(report.files)} files imported, {len(report.failed_files)} failed; "
+        f"{report.records:,} plays over {len(report.days)} days into {lake.uri('raw/')}"
+    )
+    if not report.days:
+        return 1 if report.failed_files else 0
+    first, last = report.first_day, report.last_day
+    if not run:
+        print(f"next: spotify-platform run --from {first} --to {last}")
+        return 0
+    init_warehouse()
+    return 0 if run_range(first, last) else 1
+
+
 def demo(days: int, accounts: int) -> int:
     os.environ.setdefault("SIMULATOR_ACCOUNTS", str(accounts))
     last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
@@ -144,6 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     demo_cmd.add_argument("--days", type=int, default=DEMO_DAYS)
     demo_cmd.add_argument("--accounts", type=int, default=DEMO_ACCOUNTS)
     commands.add_parser("init-warehouse", help="create or migrate the warehouse schema")
+    imp = commands.add_parser(
+        "import-history", help="land Spotify export files (json, json.gz, zip) in the raw layer"
+    )
+    imp.add_argument("paths", nargs="+", help="export files, zips or unzipped folders")
+    imp.add_argument("--account", help="account name (else the export's username field)")
+    imp.add_argument("--country", help="ISO country for legacy exports, which carry none")
+    imp.add_argument("--run", action="store_true", help="then run the days it touched")
     run_cmd = commands.add_parser("run", help="materialize days A..B as one Dagster run")
     run_cmd.add_argument("--from", dest="first", type=_date, required=True)
     run_cmd.add_argument("--to", dest="last", type=_date, required=True)
@@ -155,14 +188,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return demo(args.days, args.accounts)
+        if args.command == "import-history":
+            return import_history_command(args.paths, args.account, args.country, args.run)
         if args.command == "init-warehouse":
             init_warehouse()
             return 0
         if args.command == "run":
             if args.last < args.first:
                 parser.error("--to is before --from")
+            init_warehouse()
             return 0 if run_range(args.first, args.last) else 1
-    except (WarehouseUnavailable, LakeUnavailable) as exc:
+    except (WarehouseUnavailable, LakeUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 1

@@ -6,6 +6,7 @@ from spotify_platform import checks
 from spotify_platform.assets import kpis, raw, staging, warehouse
 from spotify_platform.resources import build_resources
 from spotify_platform.schedules import daily_pipeline_job, daily_schedule
+from spotify_platform.sensors import uploads_sensor
 
 
 def build_definitions(resources: dict[str, object] | None = None) -> Definitions:
@@ -15,6 +16,7 @@ def build_definitions(resources: dict[str, object] | None = None) -> Definitions
         asset_checks=load_asset_checks_from_modules([checks]),
         jobs=[daily_pipeline_job],
         schedules=[daily_schedule],
+        sensors=[uploads_sensor],
         resources=resources if resources is not None else build_resources(),
     )
 

@@ -42,6 +42,11 @@ def build_resources() -> dict[str, object]:
     }
 
 
+def resolved(name: str):
+    """One resource with its EnvVars resolved, for use outside a Dagster run (the CLI)."""
+    return build_resources()[name].process_config_and_initialize()
+
+
 def build_spotify_catalog() -> SpotifyCatalogResource:
     """The live Web API catalog when app credentials are set, else the offline catalog."""
     if os.environ.get("SPOTIFY_CLIENT_ID") and os.environ.get("SPOTIFY_CLIENT_SECRET"):
@@ -69,4 +74,5 @@ __all__ = [
     "SpotifyCatalogResource",
     "WarehouseResource",
     "build_resources",
+    "resolved",
 ]
