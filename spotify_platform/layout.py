@@ -21,3 +21,7 @@ def quarantine_key(day: dt.date) -> str:
 
 def dashboard_key(day: dt.date) -> str:
     return f"reports/dashboard/dt={day.isoformat()}/index.html"
+
+
+def api_raw_key(endpoint: str, day: dt.date, name: str) -> str:
+    return f"raw/spotify_api/{endpoint}/dt={day.isoformat()}/{name}.json"

@@ -1,6 +1,9 @@
 """Warehouse layer: the star schema loaded from staging, one day at a time, atomically."""
 
 import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable
 
 import pandas as pd
 import sqlalchemy as sa
@@ -8,13 +11,17 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     BackfillPolicy,
+    Backoff,
+    Failure,
+    Jitter,
     MaterializeResult,
     MetadataValue,
+    RetryPolicy,
     asset,
 )
 
 from spotify_platform import kpis
-from spotify_platform.layout import staging_key
+from spotify_platform.layout import api_raw_key, staging_key
 from spotify_platform.partitions import daily_partitions, days_of
 from spotify_platform.resources.lake import LakeResource
 from spotify_platform.resources.spotify import (
@@ -22,8 +29,10 @@ from spotify_platform.resources.spotify import (
     TRACK_COLUMNS,
     SpotifyCatalogResource,
 )
+from spotify_platform.resources.spotify_api import SpotifyRateLimited
 from spotify_platform.resources.warehouse import WarehouseResource
 from spotify_platform.schemas import AggAccountDaily, DimAccounts, DimArtists, DimTracks
+from spotify_platform.sources.spotify_api import parse_artists, parse_tracks
 from spotify_platform.tables import TABLES
 
 STAGING = AssetKey(["lake", "staging_streams"])
@@ -110,8 +119,39 @@ def _existing_ids(warehouse: WarehouseResource, table: str, column: str, ids: li
     return set(_select_in(warehouse, table, [column], column, ids)[column])
 
 
+def _fetch_landed(
+    lake: LakeResource,
+    endpoint: str,
+    day: dt.date,
+    ids: list[str],
+    fetch: Callable[[list[str]], list[dict]],
+) -> list[dict]:
+    """Fetch catalog objects and land the raw JSON in the lake before anything parses it.
+
+    A rate limit longer than the resource will wait fails the step at once, without Dagster
+    retries: the wait (up to a day) is in the message, and the next scheduled run resumes.
+    """
+    if not ids:
+        return []
+    try:
+        payloads = fetch(ids)
+    except SpotifyRateLimited as exc:
+        raise Failure(description=str(exc), allow_retries=False) from None
+    name = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:20]
+    lake.write_bytes(
+        api_raw_key(endpoint, day, name), json.dumps(payloads, ensure_ascii=False).encode()
+    )
+    return payloads
+
+
+NETWORK_RETRY = RetryPolicy(
+    max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+)
+
+
 @asset(
     key=["warehouse", "dim_tracks"],
+    retry_policy=NETWORK_RETRY,
     deps=[STAGING],
     description="Tracks seen in plays, described by the Spotify catalog where it knows them.",
     **COMMON,
@@ -131,9 +171,10 @@ def dim_tracks(
     )
     new = seen[seen["track_id"].isin(new_ids)]
     catalog_ids = [t for t in new_ids if not t.startswith("~")]
-    described = (
-        spotify.tracks(catalog_ids) if catalog_ids else pd.DataFrame(columns=TRACK_COLUMNS)
-    ).reindex(columns=TRACK_COLUMNS)
+    payloads = _fetch_landed(
+        lake, "tracks", days_of(context)[-1], catalog_ids, spotify.fetch_tracks
+    )
+    described = parse_tracks(payloads).reindex(columns=TRACK_COLUMNS)
     rows = new.merge(
         described.drop(columns=["track_name", "artist_name", "album_name"], errors="ignore"),
         on="track_id",
@@ -166,6 +207,7 @@ def dim_tracks(
 
 @asset(
     key=["warehouse", "dim_artists"],
+    retry_policy=NETWORK_RETRY,
     deps=[AssetKey(["warehouse", "dim_tracks"])],
     description="Artists seen in plays, with their primary genre ('unknown' where none).",
     **COMMON,
@@ -192,9 +234,10 @@ def dim_artists(
     links = _spotify_artist_ids(warehouse, new_ids)
     new = new.merge(links, on="artist_id", how="left")
     spotify_ids = sorted(new["spotify_artist_id"].dropna().unique())
-    described = (
-        spotify.artists(spotify_ids) if spotify_ids else pd.DataFrame(columns=ARTIST_COLUMNS)
-    ).reindex(columns=ARTIST_COLUMNS)
+    payloads = _fetch_landed(
+        lake, "artists", days_of(context)[-1], spotify_ids, spotify.fetch_artists
+    )
+    described = parse_artists(payloads).reindex(columns=ARTIST_COLUMNS)
     new = new.merge(described[["spotify_artist_id", "genres"]], on="spotify_artist_id", how="left")
     genres = new["genres"].map(lambda g: list(g) if isinstance(g, list | tuple) else [])
     frame = DimArtists.validate(

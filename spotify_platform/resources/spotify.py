@@ -1,4 +1,8 @@
-"""Spotify catalog: an abstract resource, with the offline catalog as the embedded default."""
+"""Spotify catalog: an abstract resource, with the offline catalog as the embedded default.
+
+Every implementation answers with Web API-shaped JSON (`fetch_*`), which the assets land in
+the lake before parsing, so offline and live runs leave the same raw trail.
+"""
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -8,24 +12,33 @@ from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
 from spotify_platform.sources.simulator import Catalog, build_catalog
+from spotify_platform.sources.spotify_api import (
+    ARTIST_FIELDS,
+    TRACK_FIELDS,
+    parse_artists,
+    parse_tracks,
+)
 
-TRACK_COLUMNS = [
-    "track_id", "track_name", "spotify_artist_id", "artist_name", "album_name", "duration_ms",
-    "popularity", "explicit",
-]
-ARTIST_COLUMNS = ["spotify_artist_id", "artist_name", "genres"]
+TRACK_COLUMNS = list(TRACK_FIELDS)
+ARTIST_COLUMNS = list(ARTIST_FIELDS)
 
 
 class SpotifyCatalogResource(ConfigurableResource, ABC):
     """Track and artist details by Spotify id; unknown ids are simply absent from the result."""
 
     @abstractmethod
-    def tracks(self, track_ids: Sequence[str]) -> pd.DataFrame:
-        """Rows with TRACK_COLUMNS for the ids the catalog knows."""
+    def fetch_tracks(self, track_ids: Sequence[str]) -> list[dict]:
+        """Track objects as `GET /tracks/{id}` returns them, for the ids the catalog knows."""
 
     @abstractmethod
+    def fetch_artists(self, artist_ids: Sequence[str]) -> list[dict]:
+        """Artist objects as `GET /artists/{id}` returns them."""
+
+    def tracks(self, track_ids: Sequence[str]) -> pd.DataFrame:
+        return parse_tracks(self.fetch_tracks(track_ids))
+
     def artists(self, artist_ids: Sequence[str]) -> pd.DataFrame:
-        """Rows with ARTIST_COLUMNS (genres: list of str, possibly empty)."""
+        return parse_artists(self.fetch_artists(artist_ids))
 
 
 class OfflineCatalogResource(SpotifyCatalogResource):
@@ -40,16 +53,32 @@ class OfflineCatalogResource(SpotifyCatalogResource):
             self._catalog = build_catalog(seed=self.seed)
         return self._catalog
 
-    def tracks(self, track_ids: Sequence[str]) -> pd.DataFrame:
+    def fetch_tracks(self, track_ids: Sequence[str]) -> list[dict]:
         tracks = self._get().tracks
         found = tracks[tracks["track_id"].isin(list(track_ids))]
-        return found.rename(columns={"artist_id": "spotify_artist_id"})[TRACK_COLUMNS].reset_index(
-            drop=True
-        )
+        return [
+            {
+                "id": row.track_id,
+                "name": row.track_name,
+                "duration_ms": int(row.duration_ms),
+                "popularity": int(row.popularity),
+                "explicit": bool(row.explicit),
+                "artists": [{"id": row.artist_id, "name": row.artist_name}],
+                "album": {"name": row.album_name},
+                "type": "track",
+            }
+            for row in found.itertuples(index=False)
+        ]
 
-    def artists(self, artist_ids: Sequence[str]) -> pd.DataFrame:
+    def fetch_artists(self, artist_ids: Sequence[str]) -> list[dict]:
         artists = self._get().artists
         found = artists[artists["artist_id"].isin(list(artist_ids))]
-        return found.rename(columns={"artist_id": "spotify_artist_id"})[ARTIST_COLUMNS].reset_index(
-            drop=True
-        )
+        return [
+            {
+                "id": row.artist_id,
+                "name": row.artist_name,
+                "genres": list(row.genres),
+                "type": "artist",
+            }
+            for row in found.itertuples(index=False)
+        ]

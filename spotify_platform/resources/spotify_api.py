@@ -22,7 +22,6 @@ from email.utils import parsedate_to_datetime
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import pandas as pd
 import requests
 import spotipy
 from pydantic import Field, PrivateAttr
@@ -34,8 +33,6 @@ from urllib3.util.retry import Retry
 
 from spotify_platform.resources.spotify import SpotifyCatalogResource
 from spotify_platform.sources.spotify_api import (
-    parse_artists,
-    parse_tracks,
     recently_played_records,
 )
 
@@ -337,12 +334,6 @@ class LiveCatalogResource(SpotifyCatalogResource):
     def fetch_artists(self, artist_ids: Sequence[str]) -> list[dict]:
         """Raw artist objects for the ids Spotify knows."""
         return self._fetch("artist", artist_ids)
-
-    def tracks(self, track_ids: Sequence[str]) -> pd.DataFrame:
-        return parse_tracks(self.fetch_tracks(track_ids))
-
-    def artists(self, artist_ids: Sequence[str]) -> pd.DataFrame:
-        return parse_artists(self.fetch_artists(artist_ids))
 
     def _fetch(self, kind: str, ids: Sequence[str]) -> list[dict]:
         api = self._api()

@@ -10,8 +10,6 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-# Same names and order as `spotify_platform.resources.spotify.TRACK_COLUMNS` / `ARTIST_COLUMNS`
-# (a test keeps them equal); repeated here so this module stays free of Dagster.
 TRACK_FIELDS = (
     "track_id", "track_name", "spotify_artist_id", "artist_name", "album_name", "duration_ms",
     "popularity", "explicit",
