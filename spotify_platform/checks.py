@@ -1,42 +1,358 @@
-"""Cross-asset checks: rules that relate one asset's partition to another's."""
+"""Cross-asset checks: rules that relate one asset's data to another's (DESIGN §7).
+
+Partitioned checks run for the days of their run (one day, or a single-run backfill's range)
+and pass only if every day passes; the metadata names the days that did not.
+"""
+
+import datetime as dt
+import json
+import os
 
 import pandas as pd
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetKey, asset_check
+import sqlalchemy as sa
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetKey,
+    AssetSelection,
+    MetadataValue,
+    ScheduleDefinition,
+    asset_check,
+    define_asset_job,
+)
 
 from spotify_platform.kpis import query
-from spotify_platform.layout import staging_key
+from spotify_platform.layout import (
+    quarantine_key,
+    raw_prefix,
+    staging_key,
+    staging_stats_key,
+)
 from spotify_platform.partitions import daily_partitions
 from spotify_platform.resources.lake import LakeResource
 from spotify_platform.resources.warehouse import WarehouseResource
+from spotify_platform.sources.raw import decode
+from spotify_platform.tables import TABLES
+
+FRESHNESS_DEADLINE_HOUR = int(os.environ.get("FRESHNESS_DEADLINE_HOUR_UTC", "6"))
+SHARE_TOLERANCE = 1e-9
+
+
+def check_days(context: AssetCheckExecutionContext) -> list[dt.date]:
+    window = context.partition_time_window
+    first = window.start.date()
+    return [first + dt.timedelta(days=i) for i in range((window.end.date() - first).days)]
+
+
+def _key(*parts: str) -> AssetKey:
+    return AssetKey(list(parts))
+
+
+def _result(failures: dict[str, object], checked: list[dt.date], **metadata) -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=not failures,
+        metadata={
+            "days_checked": len(checked),
+            "failing_days": MetadataValue.json(failures),
+            **metadata,
+        },
+    )
+
+
+def _raw_lines(lake: LakeResource, day: dt.date) -> int:
+    return sum(
+        sum(1 for line in decode(lake.read_bytes(key)).split(b"\n") if line.strip())
+        for key in lake.list_keys(raw_prefix(day))
+    )
 
 
 @asset_check(
-    asset=AssetKey(["warehouse", "fact_streams"]),
+    asset=_key("lake", "staging_streams"),
     partitions_def=daily_partitions,
     blocking=True,
-    description="fact_streams holds exactly the staged rows of the day, with equal ms_played.",
+    description="Raw records = staged rows + quarantined rows + duplicates removed, per day.",
+)
+def staging_reconciles_with_raw(
+    context: AssetCheckExecutionContext, lake: LakeResource
+) -> AssetCheckResult:
+    days = check_days(context)
+    failures = {}
+    for day in days:
+        raw = _raw_lines(lake, day)
+        staged = len(lake.read_parquet(staging_key(day), columns=["event_id"]))
+        quarantined = len(lake.read_parquet(quarantine_key(day), columns=["line"]))
+        duplicates = json.loads(lake.read_bytes(staging_stats_key(day)))["duplicates_removed"]
+        if raw != staged + quarantined + duplicates:
+            failures[day.isoformat()] = {
+                "raw_records": raw,
+                "staged": staged,
+                "quarantined": quarantined,
+                "duplicates": duplicates,
+            }
+    return _result(failures, days)
+
+
+@asset_check(
+    asset=_key("warehouse", "fact_streams"),
+    partitions_def=daily_partitions,
+    blocking=True,
+    description="fact_streams holds exactly the staged rows of each day, with equal ms_played.",
 )
 def fact_streams_reconcile(
     context: AssetCheckExecutionContext, lake: LakeResource, warehouse: WarehouseResource
 ) -> AssetCheckResult:
-    window = context.partition_time_window
-    day = window.start.date()
-    staged = lake.read_parquet(staging_key(day), columns=["ms_played"])
+    days = check_days(context)
     loaded = warehouse.read_frame(
         query(
-            "SELECT COUNT(*) AS n, SUM(ms_played) AS ms FROM fact_streams WHERE dt = :day", day=day
+            "SELECT dt, COUNT(*) AS n, SUM(ms_played) AS ms FROM fact_streams "
+            "WHERE dt BETWEEN :first AND :last GROUP BY dt",
+            first=days[0],
+            last=days[-1],
         )
-    ).iloc[0]
-    loaded_rows = int(loaded["n"] or 0)
-    loaded_ms = int(pd.to_numeric(loaded["ms"]) or 0) if loaded["ms"] is not None else 0
-    staged_ms = int(staged["ms_played"].sum())
+    )
+    loaded.index = pd.to_datetime(loaded["dt"]).dt.date
+    failures = {}
+    for day in days:
+        staged = lake.read_parquet(staging_key(day), columns=["ms_played"])
+        rows = int(loaded.loc[day, "n"]) if day in loaded.index else 0
+        ms = int(loaded.loc[day, "ms"]) if day in loaded.index else 0
+        if rows != len(staged) or ms != int(staged["ms_played"].sum()):
+            failures[day.isoformat()] = {
+                "staged_rows": len(staged),
+                "fact_rows": rows,
+                "staged_ms_played": int(staged["ms_played"].sum()),
+                "fact_ms_played": ms,
+            }
+    return _result(failures, days)
+
+
+ORPHAN_SQL = {
+    "tracks": "SELECT COUNT(*) FROM fact_streams f LEFT JOIN dim_tracks d "
+    "ON d.track_id = f.track_id WHERE f.dt BETWEEN :first AND :last "
+    "AND f.track_id IS NOT NULL AND d.track_id IS NULL",
+    "artists": "SELECT COUNT(*) FROM fact_streams f LEFT JOIN dim_artists d "
+    "ON d.artist_id = f.artist_id WHERE f.dt BETWEEN :first AND :last "
+    "AND f.artist_id IS NOT NULL AND d.artist_id IS NULL",
+    "accounts": "SELECT COUNT(*) FROM fact_streams f LEFT JOIN dim_accounts d "
+    "ON d.account_id = f.account_id WHERE f.dt BETWEEN :first AND :last "
+    "AND d.account_id IS NULL",
+}
+
+
+@asset_check(
+    asset=_key("warehouse", "fact_streams"),
+    partitions_def=daily_partitions,
+    additional_deps=[
+        _key("warehouse", "dim_tracks"),
+        _key("warehouse", "dim_artists"),
+        _key("warehouse", "dim_accounts"),
+    ],
+    description="Every fact's track, artist and account exists in its dimension.",
+)
+def fact_streams_referential_integrity(
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> AssetCheckResult:
+    days = check_days(context)
+    orphans = {
+        name: int(warehouse.read_frame(query(sql, first=days[0], last=days[-1])).iloc[0, 0] or 0)
+        for name, sql in ORPHAN_SQL.items()
+    }
     return AssetCheckResult(
-        passed=loaded_rows == len(staged) and loaded_ms == staged_ms,
+        passed=not any(orphans.values()),
+        metadata={f"orphan_{name}": n for name, n in orphans.items()},
+    )
+
+
+def _kpi_rows(
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource, table: str
+) -> tuple[list[dt.date], pd.DataFrame]:
+    days = check_days(context)
+    t = TABLES[table]
+    frame = warehouse.read_frame(sa.select(t).where(t.c.dt.between(days[0], days[-1])))
+    frame["dt"] = pd.to_datetime(frame["dt"]).dt.date.astype(str)
+    return days, frame
+
+
+@asset_check(
+    asset=_key("warehouse", "kpi_active_users"),
+    partitions_def=daily_partitions,
+    description="DAU <= WAU <= MAU and stickiness in [0, 1].",
+)
+def active_users_ordered(
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> AssetCheckResult:
+    days, frame = _kpi_rows(context, warehouse, "kpi_active_users")
+    bad = frame[
+        (frame["dau"] > frame["wau"])
+        | (frame["wau"] > frame["mau"])
+        | (frame["stickiness"].astype(float) > 1)
+        | (frame["stickiness"].astype(float) < 0)
+    ]
+    return _result({r.dt: [int(r.dau), int(r.wau), int(r.mau)] for r in bad.itertuples()}, days)
+
+
+RATE_COLUMNS = {
+    "kpi_daily_streams": "skip_rate",
+    "kpi_churn": "churn_rate",
+}
+
+
+def _rate_check(table: str, column: str) -> AssetChecksDefinition:
+    @asset_check(
+        asset=_key("warehouse", table),
+        partitions_def=daily_partitions,
+        name=f"{column}_in_unit_interval",
+        description=f"{column} is NULL or within [0, 1].",
+    )
+    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
+        days, frame = _kpi_rows(context, warehouse, table)
+        values = pd.to_numeric(frame[column])
+        bad = frame[(values < 0) | (values > 1)]
+        return _result({r.dt: float(getattr(r, column)) for r in bad.itertuples()}, days)
+
+    return _check
+
+
+def _share_check(table: str) -> AssetChecksDefinition:
+    @asset_check(
+        asset=_key("warehouse", table),
+        partitions_def=daily_partitions,
+        name="shares_sum_to_one",
+        description="Each day's shares are in [0, 1] and add up to 1.",
+    )
+    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
+        days, frame = _kpi_rows(context, warehouse, table)
+        sums = frame.groupby("dt")["share"].sum()
+        out_of_range = set(frame.loc[(frame["share"] < 0) | (frame["share"] > 1), "dt"])
+        failures = {
+            day: float(total)
+            for day, total in sums.items()
+            if abs(total - 1) > SHARE_TOLERANCE or day in out_of_range
+        }
+        return _result(failures, days)
+
+    return _check
+
+
+def _top_list_check(table: str) -> AssetChecksDefinition:
+    @asset_check(
+        asset=_key("warehouse", table),
+        partitions_def=daily_partitions,
+        name="dense_ranks_at_most_50",
+        description="At most 50 rows a day; ranks dense from 1 and falling with streams.",
+    )
+    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
+        days, frame = _kpi_rows(context, warehouse, table)
+        failures = {}
+        for day, rows in frame.groupby("dt"):
+            ordered = rows.sort_values(["rank", "streams"], ascending=[True, False])
+            ranks = ordered["rank"].astype(int).tolist()
+            dense = ranks[0] == 1 and all(
+                b - a in (0, 1) for a, b in zip(ranks, ranks[1:], strict=False)
+            )
+            by_streams = ordered["streams"].astype(int).tolist()
+            falling = all(a >= b for a, b in zip(by_streams, by_streams[1:], strict=False))
+            if len(rows) > 50 or not dense or not falling:
+                failures[day] = {"rows": len(rows), "ranks": ranks[:60]}
+        return _result(failures, days)
+
+    return _check
+
+
+@asset_check(
+    asset=_key("warehouse", "kpi_retention"),
+    description="Week 0 retention is 1 for every cohort; rates within [0, 1].",
+)
+def retention_week_zero_is_one(warehouse: WarehouseResource) -> AssetCheckResult:
+    frame = warehouse.read_table("kpi_retention")
+    week0 = frame[frame["week_offset"] == 0]
+    bad = week0[(week0["retention_rate"] - 1).abs() > SHARE_TOLERANCE]
+    out_of_range = frame[(frame["retention_rate"] < 0) | (frame["retention_rate"] > 1)]
+    return AssetCheckResult(
+        passed=bad.empty and out_of_range.empty,
         metadata={
-            "day": day.isoformat(),
-            "staged_rows": len(staged),
-            "fact_rows": loaded_rows,
-            "staged_ms_played": staged_ms,
-            "fact_ms_played": loaded_ms,
+            "cohorts": len(week0),
+            "cohorts_not_one_at_week_0": [str(c.date()) for c in bad["cohort_week"]],
+            "rates_out_of_range": len(out_of_range),
         },
     )
+
+
+KPI_CHECKS = [
+    *(_rate_check(table, column) for table, column in RATE_COLUMNS.items()),
+    *(_share_check(t) for t in ("kpi_genre_share", "kpi_platform_mix")),
+    *(_top_list_check(t) for t in ("kpi_top_artists", "kpi_top_tracks")),
+]
+
+FRESH_ASSETS = [
+    _key("lake", "raw_listening_events"),
+    _key("lake", "staging_streams"),
+    _key("warehouse", "fact_streams"),
+    _key("warehouse", "kpi_daily_streams"),
+    _key("warehouse", "kpi_active_users"),
+]
+
+
+def expected_partition(now: dt.datetime, deadline_hour: int) -> dt.date | None:
+    """Yesterday (UTC), once the deadline hour has passed; before it, nothing is overdue."""
+    now = now.astimezone(dt.UTC)
+    if now.hour < deadline_hour:
+        return None
+    return now.date() - dt.timedelta(days=1)
+
+
+def _freshness_check(asset_key: AssetKey) -> AssetChecksDefinition:
+    @asset_check(
+        asset=asset_key,
+        name="yesterday_is_materialized",
+        description=(
+            f"Yesterday's UTC partition is materialized by {FRESHNESS_DEADLINE_HOUR:02d}:00 UTC; "
+            "looks at that partition, so backfilling old days cannot make it look fresh."
+        ),
+    )
+    def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        now = dt.datetime.now(dt.UTC)
+        expected = expected_partition(now, FRESHNESS_DEADLINE_HOUR)
+        if expected is None:
+            return AssetCheckResult(
+                passed=True, metadata={"note": "before the deadline hour: nothing due yet"}
+            )
+        done = context.instance.get_materialized_partitions(asset_key)
+        present = expected.isoformat() in done
+        latest = max(done) if done else None
+        return AssetCheckResult(
+            passed=present,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "expected_partition": expected.isoformat(),
+                "latest_materialized_partition": latest or "none",
+                "checked_at": now.isoformat(timespec="seconds"),
+            },
+        )
+
+    return _check
+
+
+FRESHNESS_CHECKS = [_freshness_check(key) for key in FRESH_ASSETS]
+
+freshness_job = define_asset_job(
+    "freshness_checks",
+    selection=AssetSelection.checks(*FRESHNESS_CHECKS),
+    description="Only the freshness checks: cheap, safe to run every hour.",
+)
+
+freshness_schedule = ScheduleDefinition(
+    name="freshness_checks_hourly", job=freshness_job, cron_schedule="20 * * * *"
+)
+
+ALL_CHECKS = [
+    staging_reconciles_with_raw,
+    fact_streams_reconcile,
+    fact_streams_referential_integrity,
+    active_users_ordered,
+    retention_week_zero_is_one,
+    *KPI_CHECKS,
+    *FRESHNESS_CHECKS,
+]

@@ -25,3 +25,7 @@ def dashboard_key(day: dt.date) -> str:
 
 def api_raw_key(endpoint: str, day: dt.date, name: str) -> str:
     return f"raw/spotify_api/{endpoint}/dt={day.isoformat()}/{name}.json"
+
+
+def staging_stats_key(day: dt.date) -> str:
+    return f"staging/streams/dt={day.isoformat()}/_stats.json"

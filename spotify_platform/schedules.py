@@ -2,11 +2,13 @@
 
 from dagster import AssetSelection, build_schedule_from_partitioned_job, define_asset_job
 
+from spotify_platform.checks import FRESHNESS_CHECKS
 from spotify_platform.partitions import daily_partitions
 
 daily_pipeline_job = define_asset_job(
     "daily_pipeline",
-    selection=AssetSelection.groups("raw", "staging", "warehouse", "kpis"),
+    selection=AssetSelection.groups("raw", "staging", "warehouse", "kpis")
+    - AssetSelection.checks(*FRESHNESS_CHECKS),
     partitions_def=daily_partitions,
     description="Raw → staging → warehouse → KPIs for a day or, as one run, a range of days.",
 )

@@ -1,6 +1,12 @@
 """Staging layer: canonical, validated, de-duplicated streams, and the quarantine beside it."""
 
+import json
+import os
+
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
@@ -10,23 +16,38 @@ from dagster import (
     multi_asset,
 )
 
-from spotify_platform.layout import quarantine_key, raw_prefix, staging_key
+from spotify_platform.layout import quarantine_key, raw_prefix, staging_key, staging_stats_key
 from spotify_platform.partitions import daily_partitions, days_of
 from spotify_platform.resources.identity import IdentityResource
 from spotify_platform.resources.lake import LakeResource
-from spotify_platform.sources.canonical import stage_day
-from spotify_platform.sources.raw import parse_jsonl
+from spotify_platform.sources.canonical import StagedDay, stage_day
+from spotify_platform.sources.raw import RawBatch, parse_jsonl
 
 RAW = AssetKey(["lake", "raw_listening_events"])
 STAGING = AssetKey(["lake", "staging_streams"])
 QUARANTINE = AssetKey(["lake", "quarantined_streams"])
+QUARANTINE_WARN_SHARE = float(os.environ.get("QUARANTINE_WARN_SHARE", "0.01"))
+QUARANTINE_FAIL_SHARE = float(os.environ.get("QUARANTINE_FAIL_SHARE", "0.10"))
 
 
-def _parse(lake: LakeResource, key: str):
+def _parse(lake: LakeResource, key: str) -> RawBatch:
     try:
         return parse_jsonl(lake.read_bytes(key))
     except (OSError, EOFError, ValueError) as exc:
         raise RuntimeError(f"raw file {lake.uri(key)} is unreadable as a whole: {exc}") from exc
+
+
+def _stats(staged: StagedDay) -> dict:
+    return {
+        "raw_records": staged.raw_records,
+        "staged_rows": len(staged.streams),
+        "quarantined_rows": staged.rejected,
+        "duplicates_removed": staged.duplicates,
+        "files": staged.files,
+        "reasons": staged.reason_counts(),
+        "unknown_fields": staged.unknown_fields,
+        "missing_fields": staged.missing_fields,
+    }
 
 
 @multi_asset(
@@ -46,49 +67,124 @@ def _parse(lake: LakeResource, key: str):
             description="Raw records that failed parsing or the contract, with the reason.",
         ),
     ],
+    check_specs=[
+        AssetCheckSpec(
+            "quarantine_share",
+            asset=STAGING,
+            blocking=True,
+            description=(
+                f"Warns when more than {QUARANTINE_WARN_SHARE:.0%} of a day's raw records are "
+                f"quarantined; fails (blocking) past {QUARANTINE_FAIL_SHARE:.0%}."
+            ),
+        ),
+        AssetCheckSpec(
+            "contract",
+            asset=STAGING,
+            description="Rows rejected by the pandera staging contract, by column and check.",
+        ),
+        AssetCheckSpec(
+            "schema_drift",
+            asset=STAGING,
+            description="Raw fields the parsers do not know, or expected fields that are absent.",
+        ),
+    ],
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
 )
 def staging_streams(context: AssetExecutionContext, lake: LakeResource, identity: IdentityResource):
     key = identity.key()
-    totals = {"raw": 0, "staged": 0, "quarantined": 0, "duplicates": 0}
-    reasons: dict[str, int] = {}
-    drift: dict[str, list[str]] = {}
+    by_day: dict[str, dict] = {}
     for day in days_of(context):
         batches = {k: _parse(lake, k) for k in lake.list_keys(raw_prefix(day))}
         staged = stage_day(batches, key=key, day=day)
         lake.write_parquet(staging_key(day), staged.streams)
         lake.write_parquet(quarantine_key(day), staged.quarantine)
-        totals["raw"] += staged.raw_records
-        totals["staged"] += len(staged.streams)
-        totals["quarantined"] += staged.rejected
-        totals["duplicates"] += staged.duplicates
-        for reason, n in staged.reason_counts().items():
-            reasons[reason] = reasons.get(reason, 0) + n
-        for name, fields in staged.unknown_fields.items():
-            drift[name] = fields
+        stats = _stats(staged)
+        lake.write_bytes(staging_stats_key(day), json.dumps(stats).encode())
+        by_day[day.isoformat()] = stats
         context.log.info(
             f"{day}: {staged.raw_records} raw, {len(staged.streams)} staged, "
             f"{staged.rejected} quarantined, {staged.duplicates} duplicates"
         )
-    top_reasons = sorted(reasons.items(), key=lambda kv: -kv[1])[:10]
-    reason_table = "\n".join(f"| {r} | {n} |" for r, n in top_reasons)
-    yield MaterializeResult(
-        asset_key=STAGING,
-        metadata={
-            "raw_records": totals["raw"],
-            "staged_rows": totals["staged"],
-            "duplicates_removed": totals["duplicates"],
-            "quarantined_rows": totals["quarantined"],
-            "unknown_raw_fields": MetadataValue.json(drift),
-        },
-    )
+    totals = {
+        name: sum(s[name] for s in by_day.values())
+        for name in ("raw_records", "staged_rows", "quarantined_rows", "duplicates_removed")
+    }
+    reasons: dict[str, int] = {}
+    for stats in by_day.values():
+        for reason, n in stats["reasons"].items():
+            reasons[reason] = reasons.get(reason, 0) + n
+    top = sorted(reasons.items(), key=lambda kv: -kv[1])[:10]
+    reason_md = "| reason | rows |\n|---|---|\n" + "\n".join(f"| {r} | {n} |" for r, n in top)
+
+    yield MaterializeResult(asset_key=STAGING, metadata={**totals, "days": len(by_day)})
     yield MaterializeResult(
         asset_key=QUARANTINE,
         metadata={
-            "quarantined_rows": totals["quarantined"],
-            "reasons": MetadataValue.md(
-                "| reason | rows |\n|---|---|\n" + reason_table if reason_table else "none"
+            "quarantined_rows": totals["quarantined_rows"],
+            "reasons": MetadataValue.md(reason_md if top else "none"),
+        },
+    )
+    yield quarantine_share_result(by_day)
+    yield contract_result(by_day, top)
+    yield drift_result(by_day)
+
+
+def quarantine_share_result(by_day: dict[str, dict]) -> AssetCheckResult:
+    shares = {
+        day: (s["quarantined_rows"] / s["raw_records"]) if s["raw_records"] else 0.0
+        for day, s in by_day.items()
+    }
+    worst_day, worst = max(shares.items(), key=lambda kv: kv[1])
+    severity = (
+        AssetCheckSeverity.ERROR if worst > QUARANTINE_FAIL_SHARE else AssetCheckSeverity.WARN
+    )
+    return AssetCheckResult(
+        asset_key=STAGING,
+        check_name="quarantine_share",
+        passed=worst <= QUARANTINE_WARN_SHARE,
+        severity=severity,
+        metadata={
+            "worst_day": worst_day,
+            "worst_share": float(worst),
+            "warn_above": QUARANTINE_WARN_SHARE,
+            "fail_above": QUARANTINE_FAIL_SHARE,
+            "share_by_day": MetadataValue.json({d: round(v, 6) for d, v in shares.items()}),
+        },
+    )
+
+
+def contract_result(by_day: dict[str, dict], top: list[tuple[str, int]]) -> AssetCheckResult:
+    contract = {r: n for r, n in top if " fails " in r}
+    failing = sum(n for s in by_day.values() for r, n in s["reasons"].items() if " fails " in r)
+    return AssetCheckResult(
+        asset_key=STAGING,
+        check_name="contract",
+        passed=failing == 0,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "failing_rows": failing,
+            "sample": MetadataValue.md(
+                "| column and check | rows |\n|---|---|\n"
+                + "\n".join(f"| {r} | {n} |" for r, n in contract.items())
+                if contract
+                else "no failures"
             ),
         },
+    )
+
+
+def drift_result(by_day: dict[str, dict]) -> AssetCheckResult:
+    unknown = sorted(
+        {f for s in by_day.values() for fs in s["unknown_fields"].values() for f in fs}
+    )
+    missing = sorted(
+        {f for s in by_day.values() for fs in s["missing_fields"].values() for f in fs}
+    )
+    return AssetCheckResult(
+        asset_key=STAGING,
+        check_name="schema_drift",
+        passed=not unknown and not missing,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"unknown_fields": unknown, "missing_fields": missing},
     )

@@ -300,20 +300,11 @@ def account_summary(history: pd.DataFrame) -> pd.DataFrame:
     if history.empty:
         return pd.DataFrame(
             {
-                c: []
-                for c in (
-                    "account_id",
-                    "first_stream_dt",
-                    "last_stream_dt",
-                    "active_days",
-                    "home_country",
-                )
-            }
-        ).astype(
-            {
-                "first_stream_dt": "datetime64[ns]",
-                "last_stream_dt": "datetime64[ns]",
-                "active_days": "int64",
+                "account_id": pd.Series(dtype=object),
+                "first_stream_dt": pd.Series(dtype="datetime64[ns]"),
+                "last_stream_dt": pd.Series(dtype="datetime64[ns]"),
+                "active_days": pd.Series(dtype="int64"),
+                "home_country": pd.Series(dtype=object),
             }
         )
     history = history.assign(dt=pd.to_datetime(history["dt"]))

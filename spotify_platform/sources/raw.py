@@ -42,9 +42,7 @@ RAW_SCHEMA = pa.schema(
     ]
 )
 RAW_FIELDS = tuple(RAW_SCHEMA.names)
-CORE_FIELDS = frozenset(
-    {"ts", "platform", "ms_played", "conn_country", "reason_start", "reason_end", "account_id"}
-)
+CORE_FIELDS = frozenset({"ts", "ms_played", "account_id"})
 KNOWN_EXTRA_FIELDS = frozenset(
     {"username", "ip_addr_decrypted", "user_agent_decrypted", "episode_uri", "source"}
 )

@@ -1,0 +1,204 @@
+"""Every check passes on a good day and fails on a day built to break it, with metadata."""
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from dagster import AssetSelection, DagsterInstance, load_assets_from_modules, materialize
+
+from spotify_platform import checks
+from spotify_platform.assets import kpis, raw, staging, warehouse
+from spotify_platform.cli import run_range
+from spotify_platform.definitions import build_definitions
+from spotify_platform.layout import raw_key, staging_key
+from spotify_platform.sources.raw import encode_records
+from spotify_platform.tables import TABLES
+from spotify_platform_tests.harness import make_resources, read_table, run_days
+
+DAY = dt.date(2026, 7, 6)
+ASSETS = [
+    *load_assets_from_modules([raw, staging, warehouse, kpis]),
+    *checks.ALL_CHECKS,
+]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    resources = make_resources(tmp_path_factory.mktemp("checks"), accounts=80)
+    instance = DagsterInstance.ephemeral()
+    assert run_days(resources, DAY, DAY, instance=instance)
+    return resources, instance
+
+
+def evaluate(resources, check, day=DAY) -> tuple[bool, dict]:
+    selection = AssetSelection.checks(check)
+    tags = (
+        {
+            "dagster/asset_partition_range_start": day.isoformat(),
+            "dagster/asset_partition_range_end": day.isoformat(),
+        }
+        if check.partitions_def
+        else {}
+    )
+    result = materialize(
+        ASSETS, resources=resources, selection=selection, raise_on_error=False, tags=tags
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation.passed, {k: v.value for k, v in evaluation.metadata.items()}
+
+
+def test_a_good_day_passes_every_check_it_runs(tmp_path):
+    resources = make_resources(tmp_path, accounts=60)
+    resources["warehouse"].init_schema()
+    job = build_definitions(resources).resolve_job_def("daily_pipeline")
+    result = job.execute_in_process(partition_key=DAY.isoformat())
+    assert result.success
+    evaluations = {
+        (e.asset_key.to_user_string(), e.check_name): e.passed
+        for e in result.get_asset_check_evaluations()
+    }
+    assert ("warehouse/fact_streams", "fact_streams_reconcile") in evaluations
+    assert ("warehouse/kpi_top_tracks", "dense_ranks_at_most_50") in evaluations
+    assert ("lake/staging_streams", "quarantine_share") in evaluations
+    failed = [k for k, passed in evaluations.items() if not passed]
+    assert failed == []
+
+
+def test_dropped_fact_row_fails_reconciliation(built):
+    resources, _ = built
+    wh = resources["warehouse"]
+    with wh.engine.begin() as conn:
+        victim = conn.execute(sa.text("SELECT MIN(event_id) FROM fact_streams")).scalar()
+        conn.execute(sa.text("DELETE FROM fact_streams WHERE event_id = :e"), {"e": victim})
+    passed, metadata = evaluate(resources, checks.fact_streams_reconcile)
+    assert not passed
+    day = metadata["failing_days"][DAY.isoformat()]
+    assert day["fact_rows"] == day["staged_rows"] - 1
+
+
+def test_orphan_track_fails_referential_integrity(built):
+    resources, _ = built
+    wh = resources["warehouse"]
+    with wh.engine.begin() as conn:
+        track = conn.execute(sa.text("SELECT MIN(track_id) FROM dim_tracks")).scalar()
+        plays = conn.execute(
+            sa.text("SELECT COUNT(*) FROM fact_streams WHERE track_id = :t"), {"t": track}
+        ).scalar()
+        conn.execute(sa.text("DELETE FROM dim_tracks WHERE track_id = :t"), {"t": track})
+    passed, metadata = evaluate(resources, checks.fact_streams_referential_integrity)
+    assert not passed
+    assert metadata["orphan_tracks"] == plays > 0
+    assert metadata["orphan_accounts"] == 0
+
+
+def test_injected_duplicate_in_staging_breaks_raw_reconciliation(built):
+    resources, _ = built
+    lake = resources["lake"]
+    staged = lake.read_parquet(staging_key(DAY))
+    lake.write_parquet(staging_key(DAY), pd.concat([staged, staged.head(1)], ignore_index=True))
+    passed, metadata = evaluate(resources, checks.staging_reconciles_with_raw)
+    assert not passed
+    day = metadata["failing_days"][DAY.isoformat()]
+    assert day["staged"] + day["quarantined"] + day["duplicates"] == day["raw_records"] + 1
+    lake.write_parquet(staging_key(DAY), staged)
+    assert evaluate(resources, checks.staging_reconciles_with_raw)[0]
+
+
+def test_dau_above_mau_fails(built):
+    resources, _ = built
+    table = TABLES["kpi_active_users"]
+    with resources["warehouse"].engine.begin() as conn:
+        conn.execute(sa.update(table).where(table.c.dt == DAY).values(dau=10**6))
+    passed, metadata = evaluate(resources, checks.active_users_ordered)
+    assert not passed and DAY.isoformat() in metadata["failing_days"]
+
+
+def test_broken_shares_and_ranks_fail(built):
+    resources, _ = built
+    genre = TABLES["kpi_genre_share"]
+    top = TABLES["kpi_top_artists"]
+    with resources["warehouse"].engine.begin() as conn:
+        conn.execute(sa.update(genre).where(genre.c.dt == DAY).values(share=0.5))
+        conn.execute(sa.update(top).where(top.c.dt == DAY, top.c.rank == 1).values(rank=3))
+    share_check = next(c for c in checks.KPI_CHECKS if "kpi_genre_share" in str(c.check_keys))
+    top_check = next(c for c in checks.KPI_CHECKS if "kpi_top_artists" in str(c.check_keys))
+    assert not evaluate(resources, share_check)[0]
+    assert not evaluate(resources, top_check)[0]
+
+
+def test_retention_week_zero_not_one_fails(built):
+    resources, _ = built
+    table = TABLES["kpi_retention"]
+    with resources["warehouse"].engine.begin() as conn:
+        conn.execute(sa.update(table).where(table.c.week_offset == 0).values(retention_rate=0.9))
+    passed, metadata = evaluate(resources, checks.retention_week_zero_is_one)
+    assert not passed and metadata["cohorts_not_one_at_week_0"]
+
+
+def test_freshness_flags_a_missing_yesterday_right_after_an_old_backfill(tmp_path, monkeypatch):
+    monkeypatch.setattr(checks, "FRESHNESS_DEADLINE_HOUR", 0)
+    resources = make_resources(tmp_path, accounts=20)
+    instance = DagsterInstance.ephemeral()
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    old = dt.date(2023, 3, 1)
+    assert run_days(resources, old, old + dt.timedelta(days=1), instance=instance)
+    check = next(c for c in checks.FRESHNESS_CHECKS if "fact_streams" in str(c.check_keys))
+    result = materialize(
+        ASSETS, resources=resources, selection=AssetSelection.checks(check), instance=instance
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert evaluation.metadata["expected_partition"].value == yesterday.isoformat()
+    assert evaluation.metadata["latest_materialized_partition"].value == "2023-03-02"
+
+    assert run_days(resources, yesterday, yesterday, instance=instance)
+    result = materialize(
+        ASSETS, resources=resources, selection=AssetSelection.checks(check), instance=instance
+    )
+    assert result.get_asset_check_evaluations()[0].passed
+
+
+def test_a_day_that_fails_a_blocking_check_is_stopped_before_its_kpis(tmp_path):
+    resources = make_resources(tmp_path, accounts=0)
+    lake = resources["lake"]
+    good = {
+        "ts": f"{DAY}T10:00:00Z",
+        "ms_played": 60_000,
+        "account_id": "a",
+        "conn_country": "DE",
+        "master_metadata_track_name": "t",
+        "master_metadata_album_artist_name": "x",
+        "spotify_track_uri": "spotify:track:" + "a" * 22,
+        "platform": "ios",
+    }
+    bad = [dict(good, ms_played=-i - 1) for i in range(5)]
+    lake.write_bytes(raw_key(DAY, "export", "mostly-bad"), encode_records([good, *bad]))
+    resources["warehouse"].init_schema()
+    assert not run_range(
+        DAY, DAY, defs=build_definitions(resources), instance=DagsterInstance.ephemeral()
+    )
+    assert read_table(resources, "kpi_daily_streams").empty
+    assert read_table(resources, "fact_streams").empty
+
+
+def test_unknown_raw_fields_warn_as_schema_drift(tmp_path):
+    resources = make_resources(tmp_path, accounts=0)
+    record = {
+        "ts": f"{DAY}T10:00:00Z",
+        "ms_played": 60_000,
+        "account_id": "a",
+        "conn_country": "DE",
+        "master_metadata_track_name": "t",
+        "master_metadata_album_artist_name": "x",
+        "spotify_track_uri": "spotify:track:" + "a" * 22,
+        "platform": "ios",
+        "listening_party_id": "p-1",
+    }
+    resources["lake"].write_bytes(raw_key(DAY, "export", "new-shape"), encode_records([record]))
+    resources["warehouse"].init_schema()
+    job = build_definitions(resources).resolve_job_def("daily_pipeline")
+    result = job.execute_in_process(partition_key=DAY.isoformat())
+    drift = next(e for e in result.get_asset_check_evaluations() if e.check_name == "schema_drift")
+    assert not drift.passed
+    assert drift.metadata["unknown_fields"].value == ["listening_party_id"]
