@@ -142,6 +142,13 @@ def import_history_command(
     return 0 if run_range(first, last) else 1
 
 
+def dashboard_path(day: dt.date) -> str:
+    from spotify_platform.layout import dashboard_key
+    from spotify_platform.resources import resolved
+
+    return resolved("lake").uri(dashboard_key(day))
+
+
 def demo(days: int, accounts: int) -> int:
     os.environ.setdefault("SIMULATOR_ACCOUNTS", str(accounts))
     last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
@@ -152,6 +159,7 @@ def demo(days: int, accounts: int) -> int:
     if not run_range(first, last):
         return 1
     print(headline(last))
+    print(f"dashboard: {dashboard_path(last)}")
     print(f"finished in {time.monotonic() - started:.0f} s; `make dev` opens the Dagster UI")
     return 0
 

@@ -1,0 +1,109 @@
+"""Reports layer: the self-contained HTML dashboard of a day, written to the lake."""
+
+import datetime as dt
+
+import pandas as pd
+import sqlalchemy as sa
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from spotify_platform import reports
+from spotify_platform.layout import dashboard_key
+from spotify_platform.partitions import daily_partitions, days_of
+from spotify_platform.resources.lake import LakeResource
+from spotify_platform.resources.warehouse import WarehouseResource
+from spotify_platform.tables import TABLES
+
+KPI_TABLES = [name for name in TABLES if name.startswith("kpi_")]
+# A year's backfill must not write a year of 5 MB pages: short ranges get every day's page.
+RENDER_EVERY_DAY_UP_TO = 7
+
+
+def days_to_render(days: list[dt.date]) -> list[dt.date]:
+    """Every day of a range of at most 7 days, else only its last day."""
+    return list(days) if len(days) <= RENDER_EVERY_DAY_UP_TO else [days[-1]]
+
+
+def read_dashboard_data(warehouse: WarehouseResource, day: dt.date) -> reports.DashboardData:
+    """The KPI rows the dashboard of `day` shows, read from the warehouse."""
+    trend = reports.history_window(day)
+    today = [day]
+    daily = TABLES["kpi_daily_streams"]
+    first = warehouse.read_frame(
+        sa.select(sa.func.min(daily.c.dt)).where(daily.c.streams > 0, daily.c.dt <= day)
+    ).iloc[0, 0]
+    return reports.DashboardData(
+        day=day,
+        daily_streams=warehouse.read_table("kpi_daily_streams", trend),
+        active_users=warehouse.read_table("kpi_active_users", trend),
+        churn=warehouse.read_table("kpi_churn", trend),
+        region_hour=warehouse.read_table("kpi_engagement_by_region_hour", today),
+        utc_hour=warehouse.read_table("kpi_engagement_by_utc_hour", today),
+        top_artists=warehouse.read_table("kpi_top_artists", today),
+        top_tracks=warehouse.read_table("kpi_top_tracks", today),
+        genre_share=warehouse.read_table("kpi_genre_share", today),
+        platform_mix=warehouse.read_table("kpi_platform_mix", today),
+        retention=warehouse.read_table("kpi_retention"),
+        artist_history=warehouse.read_table("kpi_top_artists", reports.growth_window(day)),
+        first_stream_day=None if pd.isna(first) else pd.Timestamp(first).date(),
+    )
+
+
+def _insight_metadata(found: dict[str, object]) -> dict[str, MetadataValue]:
+    def text(value: object) -> MetadataValue:
+        return MetadataValue.text(str(value)) if value is not None else MetadataValue.null()
+
+    def number(value: object) -> MetadataValue:
+        return MetadataValue.float(float(value)) if value is not None else MetadataValue.null()
+
+    genres = list(found["leading_genres"])
+    return {
+        "peak_local_hour_band": text(found["peak_band"]),
+        "peak_band_share": number(found["peak_band_share"]),
+        "leading_genres": text(", ".join(genres) if genres else None),
+        "leading_genres_share": number(found["leading_genres_share"]),
+        "fastest_growing_artist": text(found["fastest_growing_artist"]),
+        "fastest_growing_increase": number(found["fastest_growing_increase"]),
+        "history_days": MetadataValue.int(int(found["history_days"])),
+        "insights": MetadataValue.md(reports.insights_markdown(found)),
+    }
+
+
+@asset(
+    key=["lake", "dashboard"],
+    group_name="reports",
+    kinds={"s3", "html", "plotly"},
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    deps=[AssetKey(["warehouse", name]) for name in KPI_TABLES],
+    description=(
+        "One self-contained HTML page per day (reports/dashboard/dt=D/index.html): headline "
+        "KPIs with their change, trends, engagement, top lists, cohorts and insights. A range "
+        "run renders every day of up to 7 days, else only the last day."
+    ),
+)
+def dashboard(
+    context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
+) -> MaterializeResult:
+    rendered = days_to_render(days_of(context))
+    for day in rendered:
+        data = read_dashboard_data(warehouse, day)
+        page = reports.render_dashboard(data, day).encode("utf-8")
+        key = dashboard_key(day)
+        lake.write_bytes(key, page)
+        context.log.info(f"dashboard of {day} written to {lake.uri(key)} ({len(page):,} bytes)")
+    return MaterializeResult(
+        metadata={
+            "path": MetadataValue.path(lake.uri(key)),
+            "size_bytes": MetadataValue.int(len(page)),
+            "day": MetadataValue.text(day.isoformat()),
+            "rendered_days": MetadataValue.int(len(rendered)),
+            **_insight_metadata(reports.insights(data)),
+        }
+    )
