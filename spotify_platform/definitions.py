@@ -2,7 +2,7 @@
 
 from dagster import Definitions, load_assets_from_modules
 
-from spotify_platform.assets import kpis, raw, staging, warehouse
+from spotify_platform.assets import api, kpis, raw, reports, staging, warehouse
 from spotify_platform.checks import ALL_CHECKS, freshness_job, freshness_schedule
 from spotify_platform.resources import build_resources
 from spotify_platform.schedules import daily_pipeline_job, daily_schedule
@@ -12,10 +12,10 @@ from spotify_platform.sensors import uploads_sensor
 def build_definitions(resources: dict[str, object] | None = None) -> Definitions:
     """Definitions bound to `resources` (tests, CLI) or to the environment's (the default)."""
     return Definitions(
-        assets=load_assets_from_modules([raw, staging, warehouse, kpis]),
+        assets=load_assets_from_modules([raw, api, staging, warehouse, kpis, reports]),
         asset_checks=ALL_CHECKS,
-        jobs=[daily_pipeline_job, freshness_job],
-        schedules=[daily_schedule, freshness_schedule],
+        jobs=[daily_pipeline_job, freshness_job, api.recently_played_job],
+        schedules=[daily_schedule, freshness_schedule, api.recently_played_schedule],
         sensors=[uploads_sensor],
         resources=resources if resources is not None else build_resources(),
     )

@@ -7,10 +7,13 @@ from spotify_platform.partitions import daily_partitions
 
 daily_pipeline_job = define_asset_job(
     "daily_pipeline",
-    selection=AssetSelection.groups("raw", "staging", "warehouse", "kpis")
+    selection=AssetSelection.groups("raw", "staging", "warehouse", "kpis", "reports")
+    - AssetSelection.assets(["lake", "raw_recently_played"])
     - AssetSelection.checks(*FRESHNESS_CHECKS),
     partitions_def=daily_partitions,
-    description="Raw → staging → warehouse → KPIs for a day or, as one run, a range of days.",
+    description=(
+        "Raw → staging → warehouse → KPIs → dashboard for a day or, as one run, a range of days."
+    ),
 )
 
 daily_schedule = build_schedule_from_partitioned_job(

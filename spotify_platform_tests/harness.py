@@ -16,6 +16,7 @@ from spotify_platform.resources import (
     WarehouseResource,
 )
 from spotify_platform.resources.spotify import OfflineCatalogResource
+from spotify_platform.resources.spotify_accounts import SpotifyAccountsResource
 from spotify_platform.tables import TABLES
 
 SEED = 11
@@ -37,6 +38,7 @@ def make_resources(
         "identity": IdentityResource(hmac_key="test-key-not-secret"),
         "simulator": SimulatorResource(accounts=accounts, seed=SEED, epoch=EPOCH),
         "spotify": OfflineCatalogResource(seed=SEED),
+        "spotify_accounts": SpotifyAccountsResource(),
     }
 
 

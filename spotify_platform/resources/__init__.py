@@ -8,6 +8,7 @@ from spotify_platform.resources.identity import IdentityResource
 from spotify_platform.resources.lake import DEFAULT_LAKE_URL, LakeResource
 from spotify_platform.resources.simulator import DEFAULT_EPOCH, SimulatorResource
 from spotify_platform.resources.spotify import OfflineCatalogResource, SpotifyCatalogResource
+from spotify_platform.resources.spotify_accounts import build_spotify_accounts
 from spotify_platform.resources.warehouse import DEFAULT_WAREHOUSE_URL, WarehouseResource
 
 
@@ -39,6 +40,7 @@ def build_resources() -> dict[str, object]:
             epoch=_env("SIMULATOR_EPOCH", DEFAULT_EPOCH),
         ),
         "spotify": build_spotify_catalog(),
+        "spotify_accounts": build_spotify_accounts(),
     }
 
 
