@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pandera.errors
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from spotify_platform.schemas import StagingStreams
 from spotify_platform.sources.countries import UNKNOWN_COUNTRY, local_hour
@@ -50,13 +52,24 @@ class StagedDay:
 
 
 def _text(series: pd.Series) -> pd.Series:
-    """Strings with blanks and non-strings-as-missing turned into None (never 'nan')."""
-    values = series.astype(object)
-    values = values.where(values.notna(), None)
-    as_str = values.map(
-        lambda v: v.strip() if isinstance(v, str) else (None if v is None else str(v))
-    )
-    return as_str.where(as_str.astype(bool), None).astype(object)
+    """Trimmed Arrow-backed strings; blanks, nulls and NaN become missing (never 'nan').
+
+    Arrow strings keep the pandera checks and the Parquet write vectorised; values that are
+    not strings (numbers in a malformed record) are turned into their text.
+    """
+    try:
+        values = pa.array(series, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        values = pa.array(
+            [None if _missing(v) else str(v) for v in series.tolist()], type=pa.string()
+        )
+    values = pc.utf8_trim_whitespace(values)
+    values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([values])), index=series.index)
+
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
 
 
 _FLAGS = {True: True, False: False, "true": True, "false": False}
