@@ -82,3 +82,43 @@ def test_replace_days_rolls_back_on_failure(tmp_path):
     with pytest.raises(sa.exc.IntegrityError):
         warehouse.replace_days("kpi_daily_streams", [DAY], broken)
     pd.testing.assert_frame_equal(read_table(resources, "kpi_daily_streams"), before)
+
+
+def _facts(tmp_path) -> pd.DataFrame:
+    resources = make_resources(tmp_path, accounts=40)
+    assert run_days(resources, DAY, DAY)
+    return resources["lake"].read_parquet(staging_key(DAY))
+
+
+def test_load_data_and_insert_paths_store_the_same_rows(tmp_path, mysql_url):
+    facts = _facts(tmp_path)
+    facts.loc[facts.index[0], "track_name"] = "tab\there\nnew line \\ back'slash \"quote\" 🔥"
+    fast = WarehouseResource(url=mysql_url)
+    fast.init_schema()
+    assert fast.load_path == "load_data"
+    fast.replace_days("fact_streams", [DAY], facts)
+    via_load = fast.read_table("fact_streams").sort_values("event_id", ignore_index=True)
+    slow = WarehouseResource(url=mysql_url, bulk_load="insert")
+    assert slow.load_path == "insert"
+    slow.replace_days("fact_streams", [DAY], facts)
+    via_insert = slow.read_table("fact_streams").sort_values("event_id", ignore_index=True)
+    pd.testing.assert_frame_equal(via_load, via_insert)
+    assert len(via_load) == len(facts)
+    assert "tab\there\nnew line \\ back'slash \"quote\" 🔥" in set(via_load["track_name"])
+
+
+def test_server_refusing_load_data_falls_back_to_inserts(tmp_path, mysql_url, mysql_server_url):
+    facts = _facts(tmp_path)
+    admin = sa.create_engine(mysql_server_url, poolclass=sa.NullPool)
+    with admin.begin() as conn:
+        conn.execute(sa.text("SET GLOBAL local_infile = 0"))
+    try:
+        warehouse = WarehouseResource(url=mysql_url)
+        warehouse.init_schema()
+        assert warehouse.replace_days("fact_streams", [DAY], facts) == len(facts)
+        assert warehouse.load_path == "insert"
+        assert len(warehouse.read_table("fact_streams")) == len(facts)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text("SET GLOBAL local_infile = 1"))
+        admin.dispose()

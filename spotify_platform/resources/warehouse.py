@@ -3,7 +3,7 @@
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import sqlalchemy as sa
@@ -12,6 +12,7 @@ from pydantic import PrivateAttr
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
+from spotify_platform.resources import loading
 from spotify_platform.tables import TABLE_DEFS, TABLES, VIEWS, metadata
 
 DEFAULT_WAREHOUSE_URL = "sqlite:///.data/warehouse.db"
@@ -42,8 +43,10 @@ class WarehouseResource(ConfigurableResource):
     ssl_ca: str | None = None
     ssl_verify_identity: bool = True
     connect_timeout_s: int = 10
+    bulk_load: Literal["auto", "insert"] = "auto"
 
     _engine: sa.Engine | None = PrivateAttr(default=None)
+    _load_data_refused: bool = PrivateAttr(default=False)
 
     @property
     def display_url(self) -> str:
@@ -77,6 +80,7 @@ class WarehouseResource(ConfigurableResource):
                 "charset": "utf8mb4",
                 "connect_timeout": self.connect_timeout_s,
                 "init_command": "SET time_zone = '+00:00'",
+                "local_infile": self.bulk_load == "auto",
             }
             if self.ssl_ca:
                 connect_args["ssl"] = {"ca": self.ssl_ca}
@@ -190,9 +194,11 @@ class WarehouseResource(ConfigurableResource):
             stmt = mysql_dialect.insert(sa_table)
             assignments = {c: stmt.inserted[c] for c in (to_update or keys[:1])}
             stmt = stmt.on_duplicate_key_update(assignments)
+        names, values = loading.rows(frame, sa_table, self.dialect, typed=True)
+        records = [dict(zip(names, row, strict=True)) for row in values]
         with self.engine.begin() as conn:
-            for chunk in _chunks(_rows(frame, sa_table), INSERT_CHUNK_ROWS):
-                conn.execute(stmt, chunk)
+            for start in range(0, len(records), INSERT_CHUNK_ROWS):
+                conn.execute(stmt, records[start : start + INSERT_CHUNK_ROWS])
         return len(frame)
 
     def read_frame(self, sql: str | sa.Executable, params: dict | None = None) -> pd.DataFrame:
@@ -214,11 +220,28 @@ class WarehouseResource(ConfigurableResource):
             return conn.execute(sa.text(sql), params or {}).scalar()
 
     def _insert(self, conn: sa.Connection, sa_table: sa.Table, frame: pd.DataFrame) -> int:
+        """Bulk insert: LOAD DATA LOCAL where the server allows it, else executemany."""
         if frame.empty:
             return 0
-        for chunk in _chunks(_rows(frame, sa_table), INSERT_CHUNK_ROWS):
-            conn.execute(sa_table.insert(), chunk)
-        return len(frame)
+        if self._use_load_data():
+            try:
+                with conn.begin_nested():
+                    return loading.load_data(conn, sa_table, frame)
+            except sa.exc.DBAPIError as exc:
+                if not loading.load_data_refused(exc):
+                    raise
+                self._load_data_refused = True
+        return loading.insert_many(conn, sa_table, frame)
+
+    def _use_load_data(self) -> bool:
+        if self.dialect == "sqlite" or self.bulk_load == "insert" or self._load_data_refused:
+            return False
+        return True
+
+    @property
+    def load_path(self) -> str:
+        """The bulk path in use: 'load_data' or 'insert' (for metadata and the benchmark)."""
+        return "load_data" if self._use_load_data() else "insert"
 
 
 def _quote_account(part: str) -> str:
@@ -233,37 +256,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-def _python_values(series: pd.Series, sql_type: sa.types.TypeEngine) -> list:
-    """Column values as DB-API friendly Python objects, with every kind of missing as None."""
-    if isinstance(sql_type, sa.Date) or (
-        isinstance(sql_type, sa.types.TypeDecorator) and isinstance(sql_type.impl, sa.Date)
-    ):
-        values = pd.to_datetime(series)
-        return [None if pd.isna(v) else v.date() for v in values]
-    if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        values = series.dt.tz_convert("UTC").dt.tz_localize(None) if series.dt.tz else series
-        return [None if pd.isna(v) else v.to_pydatetime() for v in values]
-    mask = series.isna()
-    values = series.astype(object)
-    if mask.any():
-        values = values.where(~mask, None)
-    return values.tolist()
-
-
-def _rows(frame: pd.DataFrame, sa_table: sa.Table) -> list[dict]:
-    names = [c.name for c in sa_table.columns if c.name in frame.columns]
-    missing = [c.name for c in sa_table.columns if c.name not in frame.columns]
-    if missing:
-        raise ValueError(f"{sa_table.name}: frame lacks columns {missing}")
-    columns = [_python_values(frame[n], sa_table.c[n].type) for n in names]
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
-
-
-def _chunks(rows: list, size: int) -> Iterable[list]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
 
 
 def typed_frame(frame: pd.DataFrame, table: str) -> pd.DataFrame:

@@ -186,6 +186,16 @@ def canonicalise(raw: pd.DataFrame, *, key: bytes, source: str, day: dt.date) ->
         },
         index=raw.index,
     )
+    for name in (
+        "event_id",
+        "account_id",
+        "source",
+        "content_type",
+        "track_id",
+        "country",
+        "platform",
+    ):
+        frame[name] = frame[name].astype("string[pyarrow]")
     return frame
 
 

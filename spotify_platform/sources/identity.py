@@ -7,6 +7,7 @@ gets the same id, and the same account name always maps to the same pseudonym un
 import hashlib
 import hmac
 
+import numpy as np
 import pandas as pd
 
 SEPARATOR = "\x1f"
@@ -26,21 +27,27 @@ def pseudonymise(names: pd.Series, key: bytes) -> pd.Series:
 
 def name_id(*parts: str | None) -> str:
     """'~' + 21 hex chars of a hash of names: never a valid base62 Spotify id."""
-    joined = SEPARATOR.join("" if p is None else str(p).casefold().strip() for p in parts)
-    return "~" + hashlib.blake2b(joined.encode("utf-8"), digest_size=11).hexdigest()[:21]
+    joined = SEPARATOR.join("" if p is None else str(p).strip() for p in parts)
+    return _joined_id(joined)
+
+
+def _joined_id(joined: str) -> str:
+    digest = hashlib.blake2b(joined.casefold().encode("utf-8"), digest_size=11).hexdigest()
+    return "~" + digest[:21]
 
 
 def name_ids(*columns: pd.Series) -> pd.Series:
-    """Vectorised `name_id` over aligned columns; rows with any null part stay null."""
-    frame = pd.concat(columns, axis=1)
-    valid = frame.notna().all(axis=1)
-    result = pd.Series(pd.NA, index=frame.index, dtype=object)
-    if valid.any():
-        keys = pd.Series(list(zip(*(frame.loc[valid, c] for c in frame.columns), strict=True)))
-        unique_keys = keys.unique()
-        mapping = {k: name_id(*k) for k in unique_keys}
-        result.loc[valid] = keys.map(mapping).to_numpy()
-    return result
+    """Vectorised `name_id` over aligned columns; rows with any null part stay null.
+
+    Names are joined with Arrow string kernels and hashed once per distinct value.
+    """
+    parts = [c.astype("string[pyarrow]").str.strip() for c in columns]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + SEPARATOR + part
+    codes, uniques = pd.factorize(joined, use_na_sentinel=True)
+    ids = np.array([_joined_id(u) for u in uniques] + [None], dtype=object)
+    return pd.Series(ids[codes], index=columns[0].index, dtype="string[pyarrow]")
 
 
 def event_ids(

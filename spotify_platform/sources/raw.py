@@ -63,7 +63,7 @@ class RawBatch:
 def encode_jsonl_gz(frame: pd.DataFrame) -> bytes:
     """Serialise records as gzip JSON lines; missing values become JSON null."""
     text = frame.to_json(orient="records", lines=True, force_ascii=False, date_format="iso")
-    return gzip.compress(text.encode("utf-8"), compresslevel=5)
+    return gzip.compress(text.encode("utf-8"), compresslevel=1)
 
 
 def encode_records(records: list[dict]) -> bytes:
