@@ -63,6 +63,14 @@ def init_warehouse() -> list[str]:
     warehouse = resolved("warehouse")
     created = warehouse.init_schema()
     print(f"warehouse {warehouse.display_url}: {len(created)} tables created, schema up to date")
+    password = os.environ.get("BI_READONLY_PASSWORD")
+    if password and warehouse.dialect != "sqlite":
+        user = os.environ.get("BI_READONLY_USER", "bi_reader")
+        try:
+            granted = warehouse.grant_bi_reader(user, password)
+            print(f"read-only user {user!r} may SELECT {len(granted)} bi_* views and kpi_* tables")
+        except PermissionError as exc:
+            print(f"warning: {exc}", file=sys.stderr)
     return created
 
 
