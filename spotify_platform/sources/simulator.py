@@ -403,20 +403,42 @@ def _sample(rng: np.random.Generator, cdf: np.ndarray, size: int) -> np.ndarray:
 
 
 def _distinct(names: np.ndarray) -> np.ndarray:
-    """Suffix repeated artist names (" II", " III", ...): plays identify artists by name only."""
+    """Make repeated artist names distinct, as real acts are ("Leon & The Tides", "Leon Trio").
+
+    Plays identify artists by name only, so two catalog artists must never share one.
+    """
     used: set[str] = set()
     out = names.copy()
     for i, name in enumerate(names.tolist()):
-        candidate, count = name, 1
+        candidate, attempt = name, 0
         while candidate.strip().casefold() in used:
-            count += 1
-            candidate = f"{name} {count}" if count > 12 else f"{name} {_ROMAN[count - 1]}"
+            suffix = _ACT_SUFFIXES[attempt % len(_ACT_SUFFIXES)]
+            round_ = attempt // len(_ACT_SUFFIXES)
+            candidate = f"{name} {suffix}" + (f" {round_ + 1}" if round_ else "")
+            attempt += 1
         used.add(candidate.strip().casefold())
         out[i] = candidate
     return out
 
 
-_ROMAN = ("", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
+_ACT_SUFFIXES = (
+    "& The Tides",
+    "Trio",
+    "Collective",
+    "Project",
+    "Ensemble",
+    "Duo",
+    "Sound System",
+    "& Friends",
+    "Band",
+    "Quartet",
+    "Orchestra",
+    "Club",
+    "Crew",
+    "Family",
+    "Unit",
+    "Society",
+)
 
 
 def build_catalog(
