@@ -5,9 +5,12 @@ import gzip
 
 import pandas as pd
 import pytest
+from dagster import DagsterInstance
 
-from spotify_platform.layout import quarantine_key, raw_key, staging_key
-from spotify_platform.sources.raw import encode_records
+from spotify_platform import cli
+from spotify_platform.layout import quarantine_key, raw_key, raw_prefix, staging_key
+from spotify_platform.resources import LakeResource, WarehouseResource
+from spotify_platform.sources.raw import decode, encode_records
 from spotify_platform_tests import oracle
 from spotify_platform_tests.harness import (
     make_resources,
@@ -138,3 +141,31 @@ def test_days_loaded_out_of_order_give_the_same_windowed_kpis(tmp_path):
     a = read_table(in_order, "kpi_active_users").set_index("dt").loc[pd.Timestamp(LAST)]
     b = read_table(shuffled, "kpi_active_users").set_index("dt").loc[pd.Timestamp(LAST)]
     assert (a["dau"], a["wau"], a["mau"]) == (b["dau"], b["wau"], b["mau"])
+
+
+def test_thirty_days_on_mariadb_are_one_run_through_the_cli(tmp_path, mysql_url, monkeypatch):
+    for name, value in {
+        "LAKE_URL": f"file://{tmp_path}/lake",
+        "WAREHOUSE_URL": mysql_url,
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "SIMULATOR_ACCOUNTS": "40",
+        "SIMULATOR_EPOCH": "2026-01-01",
+    }.items():
+        monkeypatch.setenv(name, value)
+    last = dt.date(2026, 5, 30)
+    first = last - dt.timedelta(days=29)
+    assert cli.main(["run", "--from", str(first), "--to", str(last)]) == 0
+    runs = DagsterInstance.get().get_runs()
+    assert len(runs) == 1
+    lake = LakeResource(url=f"file://{tmp_path}/lake")
+    warehouse = WarehouseResource(url=mysql_url)
+    counts = warehouse.read_frame("SELECT dt, COUNT(*) AS n FROM fact_streams GROUP BY dt")
+    loaded = {pd.Timestamp(d).date(): int(n) for d, n in zip(counts.dt, counts.n, strict=True)}
+    for day in (first + dt.timedelta(days=i) for i in range(30)):
+        raw = sum(
+            len(decode(lake.read_bytes(k)).splitlines()) for k in lake.list_keys(raw_prefix(day))
+        )
+        quarantined = len(lake.read_parquet(quarantine_key(day)))
+        assert loaded.get(day, 0) == raw - quarantined > 0, day
+    for table in ("kpi_churn", "kpi_retention", "kpi_genre_share", "kpi_platform_mix"):
+        assert len(warehouse.read_table(table)) > 0, table
