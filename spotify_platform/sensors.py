@@ -2,6 +2,7 @@
 
 import datetime as dt
 import hashlib
+from pathlib import PurePosixPath
 
 from dagster import (
     DefaultSensorStatus,
@@ -16,7 +17,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from spotify_platform.ingest import import_uploads
+from spotify_platform.ingest import REJECTED, UPLOADS_PREFIX, import_uploads
 from spotify_platform.resources.lake import LakeResource
 from spotify_platform.schedules import daily_pipeline_job
 
@@ -63,7 +64,11 @@ def uploads_sensor(context: SensorEvaluationContext, lake: LakeResource):
     imported = [r for r in results if r.status == "imported"]
     rejected = [r for r in results if r.status == "rejected"]
     for result in rejected:
-        context.log.warning(f"upload rejected, moved to {result.moved_to}: see its .reason.txt")
+        # The folder is the account's real name: logs name the file only (DESIGN §4).
+        context.log.warning(
+            f"upload {PurePosixPath(result.key).name!r} rejected and moved under "
+            f"{UPLOADS_PREFIX}{REJECTED}/ beside a .reason.txt saying why"
+        )
     days = sorted({day for r in imported for day in r.report.days})
     origin = hashlib.sha256("|".join(sorted(r.moved_to for r in imported)).encode()).hexdigest()
     requests = [range_run_request(a, b, f"uploads-{origin[:12]}") for a, b in day_ranges(days)]

@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import boto3
 import pytest
 import sqlalchemy as sa
 from moto.server import ThreadedMotoServer
+
+from spotify_platform_tests.private_mariadb import PrivateMariaDB, find_binary
 
 DEFAULT_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/?charset=utf8mb4"
 FAKE_AWS_ENV = {
@@ -53,20 +56,27 @@ def mysql_server_url() -> str:
     return url
 
 
-@pytest.fixture
-def mysql_url(mysql_server_url: str) -> Iterator[str]:
-    """URL of a fresh utf8mb4_bin database that exists for this test only."""
+@contextmanager
+def temporary_database(server_url: str) -> Iterator[str]:
+    """URL of a fresh utf8mb4_bin `spt_test_*` database, dropped on exit."""
     name = f"spt_test_{secrets.token_hex(6)}"
-    engine = _admin_engine(mysql_server_url)
+    engine = _admin_engine(server_url)
     with engine.connect() as conn:
         conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
-    server = sa.make_url(mysql_server_url)
+    server = sa.make_url(server_url)
     url = server.set(database=name, query={**server.query, "local_infile": "1"})
     try:
         yield url.render_as_string(hide_password=False)
     finally:
         _drop_database(engine, name)
         engine.dispose()
+
+
+@pytest.fixture
+def mysql_url(mysql_server_url: str) -> Iterator[str]:
+    """URL of a fresh utf8mb4_bin database that exists for this test only."""
+    with temporary_database(mysql_server_url) as url:
+        yield url
 
 
 def _drop_database(engine: sa.Engine, name: str) -> None:
@@ -120,3 +130,34 @@ def s3_bucket(s3_endpoint: str) -> Iterator[str]:
     finally:
         bucket.object_versions.delete()
         bucket.delete()
+
+
+@pytest.fixture(scope="session")
+def private_mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateMariaDB]:
+    """A MariaDB server of the tests' own (TLS, small max_allowed_packet, password logins).
+
+    Skips only where `mariadbd` is not installed and CI is not "true".
+    """
+    missing = [n for n in ("mariadbd", "mariadb-install-db") if not find_binary(n)]
+    if missing and not (find_binary("mysqld") and find_binary("mysql_install_db")):
+        message = f"{', '.join(missing)} not installed (apt-get install mariadb-server)"
+        if _in_ci():
+            pytest.fail(f"{message}; under CI=true the private-server tests must run")
+        pytest.skip(message)
+    server = PrivateMariaDB(tmp_path_factory.mktemp("mariadb"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def private_database(private_mariadb: PrivateMariaDB) -> Iterator[str]:
+    """Name of a fresh database on the private server, dropped after the test."""
+    name = f"spt_test_{secrets.token_hex(6)}"
+    private_mariadb.create_database(name)
+    try:
+        yield name
+    finally:
+        private_mariadb.drop_database(name)

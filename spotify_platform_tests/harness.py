@@ -3,6 +3,7 @@
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from dagster import DagsterInstance
@@ -75,3 +76,57 @@ def simulated_raw(resources: dict, first: dt.date, last: dt.date) -> pd.DataFram
     simulator: SimulatorResource = resources["simulator"]
     frames = [simulator.day(first + dt.timedelta(days=i)) for i in range((last - first).days + 1)]
     return pd.concat(frames, ignore_index=True)
+
+
+def synthetic_facts(rows: int, day: dt.date, seed: int = 0) -> pd.DataFrame:
+    """A staged-shaped frame of `rows` track plays on `day`, built vectorised in seconds.
+
+    For load tests that need more rows than the simulator makes quickly: event ids are unique
+    and sorted (as staging writes them), names come from a pool with non-ASCII ones mixed in.
+    """
+    rng = np.random.default_rng(seed)
+    names = np.array(
+        [f"Track {i} — Ünïcødé 夜{i % 97} 🎵" if i % 5 == 0 else f"Song number {i}" for i in
+         range(5000)],
+        dtype=object,
+    )
+    artists = np.array([f"Artist {i} & Friends" for i in range(800)], dtype=object)
+    accounts = np.array([f"{i:032x}" for i in range(max(rows // 20, 1))], dtype=object)
+    start = pd.Timestamp(day, tz="UTC")
+    ended = start + pd.to_timedelta(np.sort(rng.integers(0, 86_400_000, rows)), unit="ms")
+    ms = rng.integers(1_000, 400_000, rows)
+    pick = rng.integers(0, len(names), rows)
+    artist = rng.integers(0, len(artists), rows)
+    track_ids = np.array([f"{i:022d}" for i in range(len(names))], dtype=object)
+    artist_ids = np.array([f"~{i:021x}" for i in range(len(artists))], dtype=object)
+    started = ended - pd.to_timedelta(ms, unit="ms")
+    return pd.DataFrame(
+        {
+            "event_id": [f"{i:032x}" for i in range(seed << 40, (seed << 40) + rows)],
+            "account_id": accounts[rng.integers(0, len(accounts), rows)],
+            "source": "simulator",
+            "ended_at": ended,
+            "started_at": started,
+            "ms_played": ms.astype("int64"),
+            "content_type": "track",
+            "track_id": track_ids[pick],
+            "track_name": names[pick],
+            "artist_id": artist_ids[artist],
+            "artist_name": artists[artist],
+            "album_name": np.where(pick % 7 == 0, None, names[(pick * 3) % len(names)]),
+            "episode_name": None,
+            "show_name": None,
+            "country": np.array(["DE", "US", "BR", "JP", "ZZ"], dtype=object)[pick % 5],
+            "platform": np.array(["android", "ios", "windows"], dtype=object)[pick % 3],
+            "reason_start": "trackdone",
+            "reason_end": np.where(pick % 4 == 0, "fwdbtn", "trackdone"),
+            "shuffle": pd.array(np.where(pick % 9 == 0, None, pick % 2 == 0), dtype="boolean"),
+            "skipped": pick % 4 == 0,
+            "offline": pd.array(pick % 11 == 0, dtype="boolean"),
+            "incognito": pd.array([None] * rows, dtype="boolean"),
+            "is_stream": ms >= 30_000,
+            "dt": pd.Timestamp(day),
+            "utc_hour": pd.array(started.hour, dtype="Int8"),
+            "local_hour": pd.array(started.hour, dtype="Int8"),
+        }
+    )

@@ -603,9 +603,25 @@ def _chromium() -> str:
     pytest.skip(message)
 
 
+def _network_off() -> list[str]:
+    """`unshare --net` where the system allows it: the browser then runs with no network at
+    all (only a downed loopback), not merely without DNS."""
+    unshare = shutil.which("unshare")
+    if unshare and subprocess.run([unshare, "--net", "true"], capture_output=True).returncode == 0:
+        return [unshare, "--net", "--"]
+    return []
+
+
 def _browse(chromium: str, page: Path, profile: Path, *extra: str) -> tuple[str, str]:
     done = subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, page.as_uri()],
+        [
+            *_network_off(),
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            *extra,
+            page.as_uri(),
+        ],
         capture_output=True,
         text=True,
         timeout=180,

@@ -363,12 +363,12 @@ def test_429_with_a_day_long_retry_after_fails_fast(spotify: FakeSpotify) -> Non
 
 
 def test_429_with_a_short_retry_after_waits_and_succeeds(spotify: FakeSpotify) -> None:
-    spotify.script(f"/v1/tracks/{T1}", 429, {"Retry-After": "1"})
+    spotify.script(f"/v1/tracks/{T1}", 429, {"Retry-After": "2"})
 
     started = time.monotonic()
     tracks = spotify.catalog().tracks([T1])
 
-    assert time.monotonic() - started >= 1.0
+    assert 2.0 <= time.monotonic() - started < 10
     assert tracks["track_id"].tolist() == [T1]
     assert spotify.paths().count(f"/v1/tracks/{T1}") == 2
 

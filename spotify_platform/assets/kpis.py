@@ -75,6 +75,8 @@ def _later_days(
 
     A late or re-loaded day changes the windowed KPIs of the days after it; they are
     recomputed in the same run and reported as materialized (DESIGN §7's explicit rule).
+    Callers hold the table's `warehouse.exclusive` lock from this read to their write, so a
+    run over an overlapping range cannot slip stale windows in between.
     """
     t = TABLES[table]
     later = warehouse.read_frame(
@@ -100,13 +102,14 @@ def _windowed(asset_key: AssetKey, later: list[dt.date]) -> Iterator[AssetMateri
 )
 def kpi_active_users(context: AssetExecutionContext, warehouse: WarehouseResource):
     days = days_of(context)
-    later = _later_days(warehouse, "kpi_active_users", days, kpis.ACTIVE_HORIZON_DAYS)
-    rows = []
-    for day in days + later:
-        counts = warehouse.read_frame(kpis.query(kpis.ACTIVE_USERS_SQL, **kpis.windows(day)))
-        rows.append(kpis.active_users(*counts.iloc[0].tolist(), day=day))
-    frame = KpiActiveUsers.validate(pd.DataFrame(rows))
-    warehouse.replace_days("kpi_active_users", days + later, frame)
+    with warehouse.exclusive("kpi_active_users"):
+        later = _later_days(warehouse, "kpi_active_users", days, kpis.ACTIVE_HORIZON_DAYS)
+        rows = []
+        for day in days + later:
+            counts = warehouse.read_frame(kpis.query(kpis.ACTIVE_USERS_SQL, **kpis.windows(day)))
+            rows.append(kpis.active_users(*counts.iloc[0].tolist(), day=day))
+        frame = KpiActiveUsers.validate(pd.DataFrame(rows))
+        warehouse.replace_days("kpi_active_users", days + later, frame)
     yield from _windowed(context.asset_key, later)
     last = frame[frame["dt"] == pd.Timestamp(days[-1])].iloc[0]
     yield MaterializeResult(
@@ -128,13 +131,14 @@ def kpi_active_users(context: AssetExecutionContext, warehouse: WarehouseResourc
 )
 def kpi_churn(context: AssetExecutionContext, warehouse: WarehouseResource):
     days = days_of(context)
-    later = _later_days(warehouse, "kpi_churn", days, kpis.CHURN_HORIZON_DAYS)
-    rows = []
-    for day in days + later:
-        counts = warehouse.read_frame(kpis.query(kpis.CHURN_SQL, **kpis.churn_windows(day)))
-        rows.append(kpis.churn(*counts.iloc[0].tolist(), day=day))
-    frame = KpiChurn.validate(pd.DataFrame(rows))
-    warehouse.replace_days("kpi_churn", days + later, frame)
+    with warehouse.exclusive("kpi_churn"):
+        later = _later_days(warehouse, "kpi_churn", days, kpis.CHURN_HORIZON_DAYS)
+        rows = []
+        for day in days + later:
+            counts = warehouse.read_frame(kpis.query(kpis.CHURN_SQL, **kpis.churn_windows(day)))
+            rows.append(kpis.churn(*counts.iloc[0].tolist(), day=day))
+        frame = KpiChurn.validate(pd.DataFrame(rows))
+        warehouse.replace_days("kpi_churn", days + later, frame)
     yield from _windowed(context.asset_key, later)
     yield MaterializeResult(
         metadata={"later_days_recomputed": len(later), "preview": _preview(frame.tail(10))}
@@ -151,8 +155,9 @@ def kpi_churn(context: AssetExecutionContext, warehouse: WarehouseResource):
     **COMMON,
 )
 def kpi_retention(context: AssetExecutionContext, warehouse: WarehouseResource):
-    frame = KpiRetention.validate(kpis.retention(warehouse.read_frame(kpis.STREAM_DAYS_SQL)))
-    warehouse.replace_all("kpi_retention", frame)
+    with warehouse.exclusive("kpi_retention"):
+        frame = KpiRetention.validate(kpis.retention(warehouse.read_frame(kpis.STREAM_DAYS_SQL)))
+        warehouse.replace_all("kpi_retention", frame)
     return MaterializeResult(
         metadata={
             "cohorts": int(frame["cohort_week"].nunique()),

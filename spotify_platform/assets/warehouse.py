@@ -30,7 +30,7 @@ from spotify_platform.resources.spotify import (
     SpotifyCatalogResource,
 )
 from spotify_platform.resources.spotify_api import SpotifyRateLimited
-from spotify_platform.resources.warehouse import WarehouseResource
+from spotify_platform.resources.warehouse import WarehouseResource, WarehouseUnavailable
 from spotify_platform.schemas import AggAccountDaily, DimAccounts, DimArtists, DimTracks
 from spotify_platform.sources.spotify_api import parse_artists, parse_tracks
 from spotify_platform.tables import TABLES
@@ -69,10 +69,14 @@ def fact_streams(
 ) -> MaterializeResult:
     warehouse.check_connection()
     _require_schema(warehouse)
+    days = days_of(context)
     per_day: dict[str, int] = {}
-    for day in days_of(context):
+    for day in days:
         frame = _staged(lake, day)
-        per_day[day.isoformat()] = warehouse.replace_days("fact_streams", [day], frame)
+        try:
+            per_day[day.isoformat()] = warehouse.replace_days("fact_streams", [day], frame)
+        except WarehouseUnavailable as exc:
+            raise _lost_warehouse(exc, "fact_streams", day, sorted(per_day), len(days)) from None
     total = sum(per_day.values())
     context.log.info(f"fact_streams: {total} rows over {len(per_day)} days")
     return MaterializeResult(
@@ -95,10 +99,33 @@ def agg_account_daily(
 ) -> MaterializeResult:
     rows = 0
     columns = ["dt", "account_id", "content_type", "skipped", "is_stream", "ms_played", "country"]
-    for day in days_of(context):
+    days = days_of(context)
+    done: list[str] = []
+    for day in days:
         frame = AggAccountDaily.validate(kpis.account_daily(_staged(lake, day, columns)))
-        rows += warehouse.replace_days("agg_account_daily", [day], frame)
+        try:
+            rows += warehouse.replace_days("agg_account_daily", [day], frame)
+        except WarehouseUnavailable as exc:
+            raise _lost_warehouse(exc, "agg_account_daily", day, done, len(days)) from None
+        done.append(day.isoformat())
     return MaterializeResult(metadata={"rows": rows})
+
+
+def _lost_warehouse(
+    exc: WarehouseUnavailable, table: str, day: dt.date, done: list[str], total: int
+) -> Failure:
+    """The warehouse went away in the middle of a range: say what stays and what to do.
+
+    Each day is its own transaction, so the days before the failure are loaded for good and
+    the failing day still holds its previous version; running the range again finishes it.
+    """
+    return Failure(
+        description=(
+            f"{exc}. {table}: {len(done)} of {total} days were loaded before {day} failed and "
+            "stay loaded; that day keeps its previous rows. Run the same range again to finish."
+        ),
+        metadata={"days_loaded": done, "failed_day": day.isoformat()},
+    )
 
 
 def _select_in(
@@ -276,22 +303,26 @@ def _spotify_artist_ids(warehouse: WarehouseResource, artist_ids: list[str]) -> 
 )
 def dim_accounts(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     days = days_of(context)
-    touched = warehouse.read_frame(
-        kpis.query(
-            "SELECT DISTINCT account_id FROM agg_account_daily WHERE dt BETWEEN :first AND :last",
-            first=days[0],
-            last=days[-1],
+    # Another run may be loading other days of these accounts: summaries are computed and
+    # written in turns, so the last writer has seen every day the other one loaded.
+    with warehouse.exclusive("dim_accounts"):
+        touched = warehouse.read_frame(
+            kpis.query(
+                "SELECT DISTINCT account_id FROM agg_account_daily "
+                "WHERE dt BETWEEN :first AND :last",
+                first=days[0],
+                last=days[-1],
+            )
+        )["account_id"].tolist()
+        history = _select_in(
+            warehouse,
+            "agg_account_daily",
+            ["account_id", "dt", "streams", "country"],
+            "account_id",
+            touched,
         )
-    )["account_id"].tolist()
-    history = _select_in(
-        warehouse,
-        "agg_account_daily",
-        ["account_id", "dt", "streams", "country"],
-        "account_id",
-        touched,
-    )
-    frame = DimAccounts.validate(account_summary(history))
-    warehouse.upsert("dim_accounts", frame)
+        frame = DimAccounts.validate(account_summary(history))
+        warehouse.upsert("dim_accounts", frame)
     return MaterializeResult(metadata={"accounts_updated": len(frame)})
 
 

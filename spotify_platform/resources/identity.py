@@ -5,6 +5,7 @@ import secrets
 from pathlib import Path
 
 from dagster import ConfigurableResource
+from pydantic import Field
 
 DEFAULT_KEY_FILE = ".data/account_hmac.key"
 
@@ -16,7 +17,7 @@ class IdentityResource(ConfigurableResource):
     so pseudonyms stay stable across runs on one machine. Production sets ACCOUNT_HMAC_KEY.
     """
 
-    hmac_key: str | None = None
+    hmac_key: str | None = Field(default=None, repr=False, description="ACCOUNT_HMAC_KEY")
     key_file: str = DEFAULT_KEY_FILE
 
     def key(self) -> bytes:

@@ -8,7 +8,6 @@ Values are converted column by column with numpy and pyarrow, never row by row i
 
 import os
 import tempfile
-from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -17,6 +16,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 EXECUTEMANY_CHUNK_ROWS = 50_000
+TSV_CHUNK_ROWS = 100_000
 LOAD_DATA_NULL = "\\N"
 # Errors that mean "LOAD DATA LOCAL is not allowed here": server local_infile=OFF (3948),
 # client refused (2068), old servers' "command not allowed" (1148), MariaDB (4166).
@@ -83,71 +83,158 @@ def rows(
     return names, list(zip(*columns, strict=True))
 
 
-def _chunks(items: list, size: int) -> Iterable[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def insert_many(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:
     """INSERT through DB-API executemany with plain tuples (no per-row SQLAlchemy work)."""
     if frame.empty:
         return 0
     dialect = conn.dialect
-    names, values = rows(frame, table, dialect.name)
+    names = _names(frame, table)
     quote = dialect.identifier_preparer.quote
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
     statement = (
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
         f"VALUES ({', '.join([marker] * len(names))})"
     )
-    for chunk in _chunks(values, EXECUTEMANY_CHUNK_ROWS):
-        conn.exec_driver_sql(statement, chunk)
-    return len(values)
+    # Tuples are made one chunk at a time: a million rows of Python tuples at once would
+    # double the memory the frame already takes.
+    for start in range(0, len(frame), EXECUTEMANY_CHUNK_ROWS):
+        _, values = rows(frame.iloc[start : start + EXECUTEMANY_CHUNK_ROWS], table, dialect.name)
+        conn.exec_driver_sql(statement, values)
+    return len(frame)
+
+
+def _arrow(series: pd.Series) -> pa.Array:
+    """A column's values as one Arrow array (zero-copy for Arrow-backed columns)."""
+    values = pa.array(series.array if isinstance(series.dtype, pd.StringDtype) else series)
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _instants(series: pd.Series, unit: str) -> pa.Array:
+    """Naive UTC datetimes (or dates) as an Arrow timestamp array of `unit`."""
+    values = pd.to_datetime(series)
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return pa.array(values.to_numpy(dtype="datetime64[ns]").astype(f"datetime64[{unit}]"))
+
+
+_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\x00", "\\0"))
+_NEEDS_ESCAPE = r"[\\\t\n\r\x00]"
 
 
 def _tsv_field(series: pd.Series, sql_type: sa.types.TypeEngine) -> pa.Array:
-    """One column as LOAD DATA text: escaped per MySQL's rules, NULL as \\N."""
+    """One column as LOAD DATA text: escaped per MySQL's rules, NULL as \\N.
+
+    Everything is an Arrow kernel: Arrow's casts print dates as YYYY-MM-DD and millisecond
+    timestamps as YYYY-MM-DD hh:mm:ss.fff, the forms MySQL reads back exactly.
+    """
     missing = series.isna().to_numpy()
     if _is(sql_type, sa.Date):
-        array = pd.to_datetime(series).to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
-        text = pa.array(np.datetime_as_string(array, unit="D"))
+        text = pc.cast(_instants(series, "D").cast(pa.date32()), pa.string())
     elif _is(sql_type, sa.DateTime):
-        text = pa.array(_datetime_text(series, "ms", " "))
+        text = pc.cast(_instants(series, "ms"), pa.string())
     elif _is(sql_type, sa.Boolean):
-        flags = series.astype("boolean").fillna(False).to_numpy(dtype=bool)
-        text = pa.array(np.where(flags, "1", "0"))
+        flags = pa.array(series.astype("boolean").fillna(False).to_numpy(dtype=bool))
+        text = pc.if_else(flags, pa.scalar("1"), pa.scalar("0"))
     elif _is(sql_type, sa.Float):
         text = pa.array(np.char.mod("%.17g", pd.to_numeric(series).fillna(0).to_numpy(float)))
     elif _is(sql_type, sa.Integer):
         text = pc.cast(pa.array(pd.to_numeric(series).fillna(0).astype("int64")), pa.string())
     else:
-        text = pa.array(series.astype(object).where(~missing, None), type=pa.string())
-        for raw, escaped in (
-            ("\\", "\\\\"),
-            ("\t", "\\t"),
-            ("\n", "\\n"),
-            ("\r", "\\r"),
-            ("\x00", "\\0"),
-        ):
-            text = pc.replace_substring(text, raw, escaped)
+        if isinstance(series.dtype, pd.StringDtype):
+            text = pc.cast(_arrow(series), pa.string())
+        else:
+            text = pa.array(series.astype(object).where(~missing, None), type=pa.string())
+        if pc.any(pc.match_substring_regex(text, _NEEDS_ESCAPE)).as_py():
+            for raw, escaped in _ESCAPES:
+                text = pc.replace_substring(text, raw, escaped)
     if missing.any():
         text = pc.if_else(pa.array(missing), pa.scalar(LOAD_DATA_NULL), text)
     return text
 
 
+def primary_key_order(frame: pd.DataFrame, table: sa.Table) -> np.ndarray | None:
+    """Row positions in the table's primary key order; None if no key column varies.
+
+    InnoDB stores rows in primary key order: a file in that order loads about 8x faster than
+    one in arbitrary order once the table outgrows the buffer pool (measured on a 1M-row day:
+    17 s against 136 s). Fixed-width text keys (the hex ids) sort as big-endian words with
+    numpy's lexsort, the rest with Arrow's sort; text compares by code point, as utf8mb4_bin.
+    """
+    keys = []
+    for column in table.primary_key.columns:
+        values = _arrow(frame[column.name])
+        if pc.count_distinct(values, mode="all").as_py() > 1:
+            keys.append((column.name, values))
+    if not keys:
+        return None
+    if len(keys) == 1 and (words := _fixed_width_words(keys[0][1])) is not None:
+        return np.lexsort(words[:, ::-1].T)
+    order = pc.sort_indices(
+        pa.table(dict(keys)), sort_keys=[(name, "ascending") for name, _ in keys]
+    )
+    return order.to_numpy()
+
+
+def _fixed_width_words(values: pa.Array) -> np.ndarray | None:
+    """Non-null strings of one byte length as rows of big-endian uint64 words, else None."""
+    if values.null_count or not (
+        pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
+    ):
+        return None
+    offset_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    offsets = np.frombuffer(
+        values.buffers()[1],
+        dtype=offset_type,
+        count=len(values) + 1,
+        offset=values.offset * np.dtype(offset_type).itemsize,
+    )
+    widths = np.diff(offsets)
+    width = int(widths[0]) if len(widths) else 0
+    if width == 0 or (widths != width).any():
+        return None
+    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    padded_width = -(-width // 8) * 8
+    grid = np.zeros((len(values), padded_width), dtype=np.uint8)
+    grid[:, :width] = data.reshape(len(values), width)
+    return grid.view(">u8")
+
+
+def _write_buffer(handle, lines: pa.Array) -> None:
+    """Write the values of a string array back to back, straight from its data buffer."""
+    offsets = np.frombuffer(
+        lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4
+    )
+    handle.write(memoryview(lines.buffers()[2])[offsets[0] : offsets[-1]])
+
+
 def load_data(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:
-    """LOAD DATA LOCAL INFILE from a temporary TSV; part of the caller's transaction."""
+    """LOAD DATA LOCAL INFILE from a temporary TSV in primary key order; part of the
+    caller's transaction."""
     if frame.empty:
         return 0
     names = _names(frame, table)
-    fields = [_tsv_field(frame[n], table.c[n].type) for n in names]
-    lines = pc.binary_join_element_wise(*fields, "\t")
+    order = primary_key_order(frame, table)
+    # Lines are built in row slices (the text copies of each column stay small), then
+    # written in key order by a take on the lines alone.
+    lines = []
+    for start in range(0, len(frame), TSV_CHUNK_ROWS):
+        part = frame.iloc[start : start + TSV_CHUNK_ROWS]
+        fields = [_tsv_field(part[n], table.c[n].type) for n in names]
+        line = pc.binary_join_element_wise(*fields, "\t")
+        lines.append(pc.binary_join_element_wise(line, pa.scalar("\n"), ""))
+    text = pa.chunked_array(lines, type=pa.string())
+    del lines
     fd, path = tempfile.mkstemp(prefix=f"{table.name}.", suffix=".tsv")
     try:
         with os.fdopen(fd, "wb") as handle:
-            for start in range(0, len(lines), 200_000):
-                chunk = lines.slice(start, 200_000).to_pylist()
-                handle.write(("\n".join(chunk) + "\n").encode("utf-8"))
+            for start in range(0, len(frame), TSV_CHUNK_ROWS):
+                rows_ = (
+                    text.slice(start, TSV_CHUNK_ROWS)
+                    if order is None
+                    else text.take(order[start : start + TSV_CHUNK_ROWS])
+                )
+                for chunk in rows_.chunks:
+                    _write_buffer(handle, chunk)
         quote = conn.dialect.identifier_preparer.quote
         conn.exec_driver_sql(
             f"LOAD DATA LOCAL INFILE '{_sql_path(path)}' INTO TABLE {quote(table.name)} "

