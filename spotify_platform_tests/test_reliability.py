@@ -79,7 +79,7 @@ HMAC_KEY = "test-key-not-secret"  # the key make_resources gives the identity re
 GIB = 2**30
 
 
-def play(ts: str, account: str = "listener-x", ms: int = 185_000, **fields: object) -> dict:
+def play(ts: object, account: str = "listener-x", ms: object = 185_000, **fields: object) -> dict:
     """One raw listening record: Extended Streaming History fields plus `account_id`."""
     record: dict[str, object] = {
         "ts": ts,
@@ -1111,6 +1111,80 @@ def test_two_overlapping_backfills_at_once_end_like_one_clean_run(
     resources = make_resources(tmp_path, warehouse_url=mysql_url)
     assert table_checksums(resources) == clean_range
     resources["warehouse"].engine.dispose()
+
+
+def test_a_load_chosen_as_deadlock_victim_is_retried_not_lost(
+    mysql_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A deadlock made on purpose: the load is the lighter transaction, so InnoDB rolls it
+    back; the warehouse must run it again rather than fail the step."""
+    caplog.set_level(logging.WARNING, logger="spotify_platform.resources.warehouse")
+    warehouse = WarehouseResource(url=mysql_url)
+    warehouse.init_schema()
+    first, second = DAY, DAY + dt.timedelta(days=1)
+
+    def daily(plays: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "dt": pd.to_datetime([first, second]),
+                "plays": [plays, plays],
+                "streams": [1, 1],
+                "listeners": [1, 1],
+                "minutes_played": [1.0, 1.0],
+                "skip_rate": [None, None],
+            }
+        )
+
+    warehouse.replace_days("kpi_daily_streams", [first, second], daily(1))
+    url = sa.make_url(mysql_url)
+    other = pymysql.connect(
+        host=url.host,
+        port=url.port or 3306,
+        user=url.username,
+        password=url.password or "",
+        database=url.database,
+        autocommit=False,
+    )
+    outcome: dict[str, object] = {}
+
+    def load() -> None:
+        outcome["rows"] = warehouse.replace_days("kpi_daily_streams", [first, second], daily(2))
+
+    with other.cursor() as cursor:
+        cursor.execute("CREATE TABLE ballast (n INT)")
+        other.begin()
+        cursor.executemany("INSERT INTO ballast VALUES (%s)", [(i,) for i in range(2000)])
+        cursor.execute("SELECT * FROM kpi_daily_streams WHERE dt = %s FOR UPDATE", (second,))
+        loader = threading.Thread(target=load)
+        loader.start()
+        admin = admin_engine(mysql_url)
+        wait_until(
+            lambda: _deleting(admin, database_of(mysql_url)), 60, "the load to wait on a lock"
+        )
+        cursor.execute("SELECT * FROM kpi_daily_streams WHERE dt = %s FOR UPDATE", (first,))
+        other.commit()
+    loader.join(timeout=120)
+    other.close()
+    admin.dispose()
+
+    assert outcome.get("rows") == 2
+    plays = warehouse.read_table("kpi_daily_streams")["plays"].tolist()
+    assert plays == [2, 2]
+    retries = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert retries and "Deadlock" in retries[0], retries
+
+
+def _deleting(admin: sa.Engine, database: str) -> bool:
+    with admin.connect() as conn:
+        return bool(
+            conn.execute(
+                sa.text(
+                    "SELECT COUNT(*) FROM information_schema.processlist WHERE db = :db "
+                    "AND info LIKE 'DELETE FROM%'"
+                ),
+                {"db": database},
+            ).scalar()
+        )
 
 
 class CuttableProxy:

@@ -72,7 +72,7 @@ def fact_streams(
     days = days_of(context)
     per_day: dict[str, int] = {}
     for day in days:
-        frame = _staged(lake, day)
+        frame = lake.read_parquet(staging_key(day), arrow_strings=True)
         try:
             per_day[day.isoformat()] = warehouse.replace_days("fact_streams", [day], frame)
         except WarehouseUnavailable as exc:

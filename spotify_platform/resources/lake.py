@@ -183,9 +183,17 @@ class LakeResource(ConfigurableResource):
         self.write_bytes(key, data)
         return len(data)
 
-    def read_parquet(self, key: str, columns: list[str] | None = None) -> pd.DataFrame:
+    def read_parquet(
+        self, key: str, columns: list[str] | None = None, arrow_strings: bool = False
+    ) -> pd.DataFrame:
+        """A Parquet object as a frame; `arrow_strings` keeps text in Arrow memory (no Python
+        str per value), which is how the warehouse loader wants a million-row day."""
         table = pq.read_table(io.BytesIO(self.read_bytes(key)), columns=columns)
-        return table.to_pandas()
+        if not arrow_strings:
+            return table.to_pandas()
+        text = pd.StringDtype("pyarrow")
+        mapping = {pa.string(): text, pa.large_string(): text}
+        return table.to_pandas(types_mapper=mapping.get, self_destruct=True)
 
     def temp_key(self, key: str) -> str:
         """A sibling key for staging a write that is moved into place when complete."""

@@ -39,6 +39,13 @@ LOCK_TIMEOUT_S = 900
 PYMYSQL_MAX_STMT_LENGTH = 1_024_000
 PACKET_HEADROOM = 4096
 
+# UTC sessions; and sorts that carry their columns (up to 8 KB a row) instead of re-reading
+# each row by id afterwards: with MariaDB's default 1 KB, a top-artists GROUP BY over a
+# million-stream day sorted row ids and then read 700k rows at random (74 s against 4 s).
+SESSION_SETTINGS = (
+    "SET time_zone = '+00:00', max_length_for_sort_data = 8192, sort_buffer_size = 33554432"
+)
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -117,7 +124,7 @@ class WarehouseResource(ConfigurableResource):
                 "connect_timeout": self.connect_timeout_s,
                 "write_timeout": self.write_timeout_s,
                 "read_timeout": self.read_timeout_s,
-                "init_command": "SET time_zone = '+00:00'",
+                "init_command": SESSION_SETTINGS,
                 "local_infile": self.bulk_load == "auto",
             }
             if self.ssl_ca:
@@ -162,6 +169,7 @@ class WarehouseResource(ConfigurableResource):
         def create() -> list[str]:
             existing = set(sa.inspect(self.engine).get_table_names())
             metadata.create_all(self.engine, checkfirst=True)
+            self._sync_indexes(existing)
             with self.engine.begin() as conn:
                 for name, body in VIEWS.items():
                     if self.dialect == "sqlite":
@@ -173,6 +181,23 @@ class WarehouseResource(ConfigurableResource):
 
         with self.exclusive("schema"):
             return self._retrying("creating the schema", create)
+
+    def _sync_indexes(self, existing: set[str]) -> None:
+        """Bring the secondary indexes of tables that already existed to their definitions:
+        add declared ones, drop our own (`ix_<table>_...`) that are no longer declared."""
+        inspector = sa.inspect(self.engine)
+        for name in sorted(existing & set(TABLES)):
+            table = TABLES[name]
+            declared = {index.name: index for index in table.indexes}
+            present = {index["name"] for index in inspector.get_indexes(name)}
+            with self.engine.begin() as conn:
+                quote = conn.dialect.identifier_preparer.quote
+                for index_name in sorted(present - set(declared)):
+                    if index_name.startswith(f"ix_{name}_"):
+                        on_table = "" if self.dialect == "sqlite" else f" ON {quote(name)}"
+                        conn.execute(sa.text(f"DROP INDEX {quote(index_name)}{on_table}"))
+                for index_name in sorted(set(declared) - present):
+                    declared[index_name].create(conn)
 
     def grant_bi_reader(self, user: str, password: str, host: str = "%") -> list[str]:
         """Create a MySQL user that may only SELECT from the bi_* views and kpi_* tables.
@@ -399,28 +424,28 @@ class WarehouseResource(ConfigurableResource):
         return "load_data" if self._use_load_data() else "insert"
 
 
-def _error_codes(exc: BaseException) -> set[int]:
-    """MySQL error numbers in an exception and in those it was raised while handling.
+def _driver_errors(exc: BaseException) -> Iterator[BaseException]:
+    """The driver errors in an exception's chain, and in those it was raised while handling.
 
-    A deadlock inside a savepoint surfaces as the failed ROLLBACK TO SAVEPOINT (1305), with
-    the deadlock as its context, so the whole chain counts.
+    A failure can surface as a later one: a deadlock inside a savepoint as the failed
+    ROLLBACK TO SAVEPOINT after it, a socket that broke as PyMySQL's bare "(0, '')".
     """
-    codes: set[int] = set()
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        original = getattr(current, "orig", None) or current
-        args = getattr(original, "args", ())
-        if args and isinstance(args[0], int):
-            codes.add(args[0])
+        yield getattr(current, "orig", None) or current
         current = current.__cause__ or current.__context__
-    return codes
+
+
+def _code(error: BaseException) -> int | None:
+    args = getattr(error, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
 
 
 def failure_kind(exc: sa.exc.DBAPIError) -> Literal["lock", "connection"] | None:
     """'lock' or 'connection' for failures after which the transaction may run again."""
-    codes = _error_codes(exc)
+    codes = {_code(error) for error in _driver_errors(exc)}
     if codes & LOCK_ERRORS:
         return "lock"
     if codes & CONNECTION_ERRORS or exc.connection_invalidated:
@@ -431,17 +456,10 @@ def failure_kind(exc: sa.exc.DBAPIError) -> Literal["lock", "connection"] | None
 
 
 def _detail(exc: sa.exc.DBAPIError) -> str:
-    """The first line of the most telling driver error in the chain (PyMySQL's bare "(0, '')"
-    only says the socket was already closed; what closed it comes before)."""
-    current: BaseException | None = exc
-    seen: set[int] = set()
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        original = getattr(current, "orig", None) or current
-        args = getattr(original, "args", ())
-        if args and isinstance(args[0], int) and args[0] != 0:
-            return str(original).strip().splitlines()[0]
-        current = current.__cause__ or current.__context__
+    """First line of the most telling driver error in the chain (one with a real code)."""
+    for error in _driver_errors(exc):
+        if _code(error):
+            return str(error).strip().splitlines()[0]
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 

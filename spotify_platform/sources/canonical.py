@@ -6,6 +6,7 @@ staged row, a duplicate, or a quarantined row with a reason naming the field.
 """
 
 import datetime as dt
+import gc
 import json
 from dataclasses import dataclass, field
 
@@ -17,11 +18,12 @@ import pyarrow.compute as pc
 
 from spotify_platform.schemas import StagingStreams
 from spotify_platform.sources.countries import UNKNOWN_COUNTRY, local_hour
-from spotify_platform.sources.identity import event_ids, name_ids, pseudonymise
+from spotify_platform.sources.identity import event_ids, name_ids, pseudonymise, text_order
 from spotify_platform.sources.platforms import normalise_platform
 from spotify_platform.sources.raw import PERSONAL_FIELDS, RawBatch
 
 STREAM_MIN_MS = 30_000
+STAGE_SLICE_ROWS = 250_000
 SKIP_REASONS = ("fwdbtn", "backbtn", "endplay")
 STAGING_COLUMNS = list(StagingStreams.to_schema().columns)
 _URI_PREFIX = "spotify:track:"
@@ -121,7 +123,7 @@ def _instants(text: pd.Series) -> pd.Series:
         stamps = pc.cast(pa.array(text.array), pa.timestamp("ns", tz="UTC"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-    return pd.Series(stamps.to_pandas(), index=text.index).astype("datetime64[ns, UTC]")
+    return stamps.to_pandas().astype("datetime64[ns, UTC]").set_axis(text.index)
 
 
 def _platforms(raw: pd.Series) -> pd.Series:
@@ -371,29 +373,43 @@ def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> Stag
             )
         if raw.empty:
             continue
-        frame = canonicalise(raw, key=key, source=_source_of(source_file), day=day)
-        frame["_file"] = source_file
-        frame["_raw_row"] = np.arange(len(frame))
-        typed_bad = frame["_reason"].notna()
-        if typed_bad.any():
-            rows = frame.index[typed_bad]
-            rejected.append(
-                quarantine_records(
-                    raw, rows, frame["_reason"], frame["account_id"], source_file, day
+        # Slices bound the memory of the intermediate columns: a million-record file is
+        # typed a quarter at a time, and only the canonical columns are kept.
+        for start in range(0, len(raw), STAGE_SLICE_ROWS):
+            part = raw.iloc[start : start + STAGE_SLICE_ROWS]
+            frame = canonicalise(part, key=key, source=_source_of(source_file), day=day)
+            frame["_file"] = source_file
+            frame["_raw_row"] = frame.index.to_numpy()
+            typed_bad = frame["_reason"].notna()
+            if typed_bad.any():
+                rows = frame.index[typed_bad]
+                rejected.append(
+                    quarantine_records(
+                        raw, rows, frame["_reason"], frame["account_id"], source_file, day
+                    )
                 )
-            )
-        staged.append(frame[~typed_bad])
+                frame = frame[~typed_bad]
+            staged.append(frame)
         result.files.append(source_file)
 
     if len(staged) == 1:
         candidates = staged[0].reset_index(drop=True)
     else:
         candidates = pd.concat(staged, ignore_index=True) if staged else _empty_candidates(day)
-    before = len(candidates)
-    candidates = candidates.drop_duplicates("event_id", keep="first")
-    result.duplicates = before - len(candidates)
+    staged.clear()
+    repeated = _repeated(candidates["event_id"])
+    result.duplicates = int(repeated.sum())
+    if result.duplicates:
+        candidates = candidates[~repeated]
 
-    contract = _contract_reasons(candidates[STAGING_COLUMNS])
+    # In slices, like typing: pandera's checks hold a result per row and check, and the one
+    # check across rows (event_id unique) holds by construction once duplicates are gone.
+    contract = pd.concat(
+        [
+            _contract_reasons(candidates.iloc[start : start + STAGE_SLICE_ROWS][STAGING_COLUMNS])
+            for start in range(0, max(len(candidates), 1), STAGE_SLICE_ROWS)
+        ]
+    )
     if len(contract):
         bad_rows = candidates.loc[contract.index]
         for source_file, group in bad_rows.groupby("_file"):
@@ -403,10 +419,15 @@ def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> Stag
             ids = pd.Series(group["account_id"].to_numpy(), index=raw_rows)
             rejected.append(quarantine_records(raw, raw_rows, reasons, ids, source_file, day))
         candidates = candidates.drop(index=contract.index)
+        del bad_rows
 
-    # Rows stay in raw order (files by name): the warehouse loader puts them in key order,
-    # where a single take on its text lines is far cheaper than sorting every column here.
-    result.streams = candidates[STAGING_COLUMNS].reset_index(drop=True)
+    streams = candidates[STAGING_COLUMNS]
+    del candidates
+    # pandas' `.str` accessors (pandera's string checks use them) keep Series in reference
+    # cycles; collecting them here frees the day's intermediate columns before the sort
+    # needs room, instead of whenever the collector next runs (often after the load).
+    gc.collect()
+    result.streams = _sort_by_event_id(streams)
     result.quarantine = (
         pd.concat(rejected, ignore_index=True)
         if rejected
@@ -421,6 +442,29 @@ def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> Stag
     )
     result.raw_records = raw_count
     return result
+
+
+def _sort_by_event_id(frame: pd.DataFrame) -> pd.DataFrame:
+    """Put rows in event id order, in place: the warehouse's primary key order within a day,
+    so the loader streams them as they are. Columns are reordered one at a time, so only one
+    of them is ever held twice (the caller must hold no other reference to the frame)."""
+    order = text_order(_arrow(frame["event_id"])) if len(frame) else np.zeros(0, np.int64)
+    if not bool((np.diff(order) == 1).all()):
+        for name in list(frame.columns):
+            frame[name] = frame[name].array.take(order)
+    frame.index = pd.RangeIndex(len(frame))
+    return frame
+
+
+def _repeated(ids: pd.Series) -> np.ndarray:
+    """True for each id seen earlier in the column (`duplicated(keep="first")` computed by
+    Arrow's hashing: pandas would first turn a million Arrow strings into Python objects)."""
+    if ids.empty:
+        return np.zeros(0, dtype=bool)
+    codes = pc.dictionary_encode(_arrow(ids)).indices.to_numpy(zero_copy_only=False)
+    first = np.zeros(len(codes), dtype=bool)
+    first[np.unique(codes, return_index=True)[1]] = True
+    return ~first
 
 
 def _source_of(key: str) -> str:

@@ -55,9 +55,15 @@ _PANDAS_TYPES = {
     pa.bool_(): pd.BooleanDtype(),
     pa.int64(): pd.Int64Dtype(),
     pa.string(): pd.StringDtype("pyarrow"),
+    pa.large_string(): pd.StringDtype("pyarrow"),
 }
+# Read as large_string, the layout pandas' Arrow strings use: conversion is then zero-copy.
+_READ_SCHEMA = pa.schema(
+    [f.with_type(pa.large_string()) if f.type == pa.string() else f for f in RAW_SCHEMA]
+)
 _BLANK_LINE_MARKERS = (b"\n\n", b"\n ", b"\n\t", b"\n\r", b"\n\x0b", b"\n\x0c")
 JSON_SLICE_ROWS = 200_000
+GZIP_SLICE_BYTES = 1 << 20
 _WHITESPACE = b" \t\r\n\x0b\x0c"
 
 
@@ -155,24 +161,109 @@ def decode(data: bytes) -> bytes:
 
 
 def parse_jsonl(data: bytes) -> RawBatch:
-    """Parse raw JSON lines (gzip or plain) into records, keeping bad lines aside."""
+    """Parse raw JSON lines (gzip or plain) into records, keeping bad lines aside.
+
+    Gzip files are decompressed in slices while Arrow parses them (the two overlap, and the
+    whole text is never in memory); a file with blank lines or a bad line is read again whole
+    and parsed line by line, so every line keeps its number.
+    """
+    if data[:2] == b"\x1f\x8b":
+        stream = _GzipLines(data)
+        try:
+            batch = _parse_arrow(stream, stream.line_numbers)
+        except (OSError, EOFError, zlib.error, pa.ArrowException):
+            batch = None  # read whole below, which reports a broken file as before
+        if batch is not None:
+            return batch
     text = decode(data)
-    line_numbers = _non_blank_line_numbers(text)
+    batch = _parse_arrow(io.BytesIO(text), lambda: _non_blank_line_numbers(text))
+    return batch if batch is not None else _parse_slow(text)
+
+
+def _parse_arrow(source, line_numbers) -> RawBatch | None:
+    """Arrow's reader over a file-like source; None when its rows cannot be numbered."""
     try:
         table = pajson.read_json(
-            io.BytesIO(text),
+            source,
             parse_options=pajson.ParseOptions(
-                explicit_schema=RAW_SCHEMA, unexpected_field_behavior="infer"
+                explicit_schema=_READ_SCHEMA, unexpected_field_behavior="infer"
             ),
             read_options=pajson.ReadOptions(block_size=16 << 20),
         )
     except pa.ArrowInvalid:
-        return _parse_slow(text)
-    records = table.to_pandas(types_mapper=_PANDAS_TYPES.get)
-    if len(records) != len(line_numbers):
-        return _parse_slow(text)
-    records["_line"] = line_numbers
-    return _with_drift(RawBatch(records=records), seen=set(table.column_names), all_null=records)
+        return None
+    numbers = line_numbers()
+    if numbers is None or len(numbers) != table.num_rows:
+        return None
+    records = table.to_pandas(types_mapper=_PANDAS_TYPES.get, self_destruct=True)
+    del table
+    records["_line"] = numbers
+    return _with_drift(RawBatch(records=records), seen=set(records.columns), all_null=records)
+
+
+class _GzipLines(io.RawIOBase):
+    """A gzip file read as a stream of its text, counting lines on the way.
+
+    `line_numbers()` is 1..n once the stream is read, or None if a line was blank (then
+    the caller numbers lines from the whole text). Concatenated gzip members are read on.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+        self._position = 0
+        self._inflate = zlib.decompressobj(wbits=31)
+        self._pending = b""
+        self._newlines = 0
+        self._last = b"\n"
+        self._blank = False
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending and not self._done:
+            self._pending = self._inflate_slice()
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def _inflate_slice(self) -> bytes:
+        if self._inflate.eof:
+            rest = self._inflate.unused_data
+            self._inflate = zlib.decompressobj(wbits=31)
+            if not rest and self._position >= len(self._data):
+                self._done = True
+                return b""
+            self._data = memoryview(rest + bytes(self._data[self._position :]))
+            self._position = 0
+        if self._position >= len(self._data):
+            chunk = self._inflate.flush()
+            if not self._inflate.eof:
+                raise EOFError("gzip stream ends before its end marker")
+            self._done = not self._inflate.unused_data
+        else:
+            compressed = self._data[self._position : self._position + GZIP_SLICE_BYTES]
+            self._position += len(compressed)
+            chunk = self._inflate.decompress(compressed)
+        self._observe(chunk)
+        return chunk
+
+    def _observe(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        joined = self._last + chunk[:1]
+        self._blank = self._blank or any(m in joined for m in _BLANK_LINE_MARKERS)
+        self._blank = self._blank or any(m in chunk for m in _BLANK_LINE_MARKERS)
+        self._newlines += chunk.count(b"\n")
+        self._last = chunk[-1:]
+
+    def line_numbers(self) -> np.ndarray | None:
+        if self._blank:
+            return None
+        count = self._newlines + (0 if self._last == b"\n" else 1)
+        return np.arange(1, count + 1, dtype=np.int64)
 
 
 def _non_blank_line_numbers(text: bytes) -> np.ndarray:
