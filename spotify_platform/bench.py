@@ -45,6 +45,7 @@ TARGET_LOAD_ROWS_PER_S = 100_000
 TARGET_PEAK_RSS = 1.5 * GIB
 TARGET_BACKFILL_SPEEDUP = 3.0
 TARGET_KPI_SECONDS = 2.0
+QUIET_INSTANCE = {"telemetry": {"enabled": False}}
 
 
 # --------------------------------------------------------------------------- measuring
@@ -351,7 +352,7 @@ def platform_worker(spec: dict) -> dict:
     defs = build_definitions(resources)
     ranges = [(first, last)] if spec.get("single_run", True) else _each_day(first, last)
     with tempfile.TemporaryDirectory() as home, RssSampler() as sampler:
-        instance = DagsterInstance.local_temp(home)
+        instance = DagsterInstance.local_temp(home, overrides=QUIET_INSTANCE)
         started = time.time()
         for a, b in ranges:
             if not run_range(a, b, defs=defs, instance=instance):
@@ -455,7 +456,7 @@ def kpi_worker(spec: dict) -> dict:
         ]
         timings = {}
         with tempfile.TemporaryDirectory() as home:
-            instance = DagsterInstance.local_temp(home)
+            instance = DagsterInstance.local_temp(home, overrides=QUIET_INSTANCE)
             for asset in defs_assets:
                 started = time.time()
                 result = materialize(
@@ -499,21 +500,9 @@ def explain_kpis(warehouse, day: dt.date) -> dict[str, list[dict]]:
     """EXPLAIN of every KPI query for one day: table, access type, key, rows estimate."""
     from spotify_platform import kpis
 
-    queries = {
-        "daily_streams": kpis.query(kpis.DAILY_SUMS_SQL, first=day, last=day),
-        "active_users": kpis.query(kpis.ACTIVE_USERS_SQL, **kpis.windows(day)),
-        "churn": kpis.query(kpis.CHURN_SQL, **kpis.churn_windows(day)),
-        "retention": kpis.query(kpis.STREAM_DAYS_SQL),
-        "region_hour": kpis.query(kpis.REGION_HOUR_SQL, first=day, last=day),
-        "utc_hour": kpis.query(kpis.UTC_HOUR_SQL, first=day, last=day),
-        "top_artists": kpis.query(kpis.TOP_ARTISTS_SQL, first=day, last=day),
-        "top_tracks": kpis.query(kpis.TOP_TRACKS_SQL, first=day, last=day),
-        "genre_share": kpis.query(kpis.GENRE_SQL, first=day, last=day),
-        "platform_mix": kpis.query(kpis.PLATFORM_SQL, first=day, last=day),
-    }
     plans = {}
     with warehouse.engine.connect() as conn:
-        for name, statement in queries.items():
+        for name, statement in kpis.queries_for_day(day).items():
             compiled = statement.compile(conn, compile_kwargs={"literal_binds": True})
             rows = conn.exec_driver_sql(f"EXPLAIN {compiled}").mappings().all()
             plans[name] = [
@@ -821,7 +810,7 @@ def kpi_section(args: argparse.Namespace, server: Server, report: dict) -> None:
     worst = 0.0
     for key, seconds in result["kpi_seconds"].items():
         name = key.split("/")[-1]
-        plan = result["explain"].get(_plan_name(name), [])
+        plan = result["explain"].get(name, [])
         access = ", ".join(f"{p['table']}:{p['type']}:{p['key']}" for p in plan)
         print(f"  {key:<44} {seconds:>8.2f}  {access}")
         worst = max(worst, seconds)
@@ -838,21 +827,6 @@ def kpi_section(args: argparse.Namespace, server: Server, report: dict) -> None:
     )
     report["kpi"] = result
     server.drop_all()
-
-
-def _plan_name(asset_name: str) -> str:
-    return {
-        "kpi_daily_streams": "daily_streams",
-        "kpi_active_users": "active_users",
-        "kpi_churn": "churn",
-        "kpi_retention": "retention",
-        "kpi_engagement_by_region_hour": "region_hour",
-        "kpi_engagement_by_utc_hour": "utc_hour",
-        "kpi_top_artists": "top_artists",
-        "kpi_top_tracks": "top_tracks",
-        "kpi_genre_share": "genre_share",
-        "kpi_platform_mix": "platform_mix",
-    }.get(asset_name, asset_name)
 
 
 SECTIONS = {

@@ -32,8 +32,8 @@ from spotify_platform.layout import (
 )
 from spotify_platform.partitions import daily_partitions
 from spotify_platform.resources.lake import LakeResource
-from spotify_platform.resources.warehouse import WarehouseResource
-from spotify_platform.sources.raw import decode
+from spotify_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
+from spotify_platform.sources.raw import count_records
 from spotify_platform.tables import TABLES
 
 FRESHNESS_DEADLINE_HOUR = int(os.environ.get("FRESHNESS_DEADLINE_HOUR_UTC", "6"))
@@ -62,10 +62,7 @@ def _result(failures: dict[str, object], checked: list[dt.date], **metadata) -> 
 
 
 def _raw_lines(lake: LakeResource, day: dt.date) -> int:
-    return sum(
-        sum(1 for line in decode(lake.read_bytes(key)).split(b"\n") if line.strip())
-        for key in lake.list_keys(raw_prefix(day))
-    )
+    return sum(count_records(lake.read_bytes(key)) for key in lake.list_keys(raw_prefix(day)))
 
 
 @asset_check(
@@ -98,6 +95,7 @@ def staging_reconciles_with_raw(
     asset=_key("warehouse", "fact_streams"),
     partitions_def=daily_partitions,
     blocking=True,
+    pool=WAREHOUSE_POOL,
     description="fact_streams holds exactly the staged rows of each day, with equal ms_played.",
 )
 def fact_streams_reconcile(
@@ -149,6 +147,7 @@ ORPHAN_SQL = {
         _key("warehouse", "dim_artists"),
         _key("warehouse", "dim_accounts"),
     ],
+    pool=WAREHOUSE_POOL,
     description="Every fact's track, artist and account exists in its dimension.",
 )
 def fact_streams_referential_integrity(

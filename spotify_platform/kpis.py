@@ -322,3 +322,20 @@ def engagement(grouped: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     frame["listeners"] = frame["listeners"].astype("int64")
     frame["minutes_played"] = frame.pop("ms_played").astype(float) / MS_PER_MINUTE
     return frame.sort_values(["dt", *keys]).reset_index(drop=True)
+
+
+def queries_for_day(day: dt.date) -> dict[str, sa.TextClause]:
+    """Every KPI table's warehouse query for one day, as its asset runs it (for EXPLAIN)."""
+    one_day = {"first": day, "last": day}
+    return {
+        "kpi_daily_streams": query(DAILY_SUMS_SQL, **one_day),
+        "kpi_active_users": query(ACTIVE_USERS_SQL, **windows(day)),
+        "kpi_churn": query(CHURN_SQL, **churn_windows(day)),
+        "kpi_retention": query(STREAM_DAYS_SQL),
+        "kpi_engagement_by_region_hour": query(REGION_HOUR_SQL, **one_day),
+        "kpi_engagement_by_utc_hour": query(UTC_HOUR_SQL, **one_day),
+        "kpi_top_artists": query(TOP_ARTISTS_SQL, **one_day),
+        "kpi_top_tracks": query(TOP_TRACKS_SQL, **one_day),
+        "kpi_genre_share": query(GENRE_SQL, **one_day),
+        "kpi_platform_mix": query(PLATFORM_SQL, **one_day),
+    }

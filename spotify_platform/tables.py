@@ -63,7 +63,6 @@ def _build(definition: TableDef) -> sa.Table:
             name,
             _sql_type(col),
             nullable=bool(col.nullable) and name not in definition.primary_key,
-            primary_key=name in definition.primary_key,
             autoincrement=False,
             comment=col.description,
         )
@@ -72,7 +71,10 @@ def _build(definition: TableDef) -> sa.Table:
     indexes = [
         sa.Index(f"ix_{definition.name}_{'_'.join(cols)}", *cols) for cols in definition.indexes
     ]
-    return sa.Table(definition.name, metadata, *columns, *indexes, **MYSQL_TABLE_OPTIONS)
+    # The key in declared order, not in column order: fact_streams' (dt, event_id) keeps each
+    # day together in storage, so a day's load appends and a day's query is a range.
+    key = sa.PrimaryKeyConstraint(*definition.primary_key)
+    return sa.Table(definition.name, metadata, *columns, key, *indexes, **MYSQL_TABLE_OPTIONS)
 
 
 TABLE_DEFS: dict[str, TableDef] = {

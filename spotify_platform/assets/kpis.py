@@ -17,7 +17,7 @@ from dagster import (
 
 from spotify_platform import kpis
 from spotify_platform.partitions import daily_partitions, days_of
-from spotify_platform.resources.warehouse import WarehouseResource
+from spotify_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 from spotify_platform.schemas import (
     KpiActiveUsers,
     KpiChurn,
@@ -39,6 +39,7 @@ COMMON = {
     "kinds": {"mysql", "pandas"},
     "partitions_def": daily_partitions,
     "backfill_policy": BackfillPolicy.single_run(),
+    "pool": WAREHOUSE_POOL,
 }
 
 

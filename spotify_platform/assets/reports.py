@@ -17,7 +17,7 @@ from spotify_platform import reports
 from spotify_platform.layout import dashboard_key
 from spotify_platform.partitions import daily_partitions, days_of
 from spotify_platform.resources.lake import LakeResource
-from spotify_platform.resources.warehouse import WarehouseResource
+from spotify_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 from spotify_platform.tables import TABLES
 
 KPI_TABLES = [name for name in TABLES if name.startswith("kpi_")]
@@ -81,6 +81,7 @@ def _insight_metadata(found: dict[str, object]) -> dict[str, MetadataValue]:
     kinds={"s3", "html", "plotly"},
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
     deps=[AssetKey(["warehouse", name]) for name in KPI_TABLES],
     description=(
         "One self-contained HTML page per day (reports/dashboard/dt=D/index.html): headline "

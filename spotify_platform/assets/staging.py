@@ -17,6 +17,7 @@ from dagster import (
 )
 
 from spotify_platform.layout import quarantine_key, raw_prefix, staging_key, staging_stats_key
+from spotify_platform.memory import release_memory
 from spotify_platform.partitions import daily_partitions, days_of
 from spotify_platform.resources.identity import IdentityResource
 from spotify_platform.resources.lake import LakeResource
@@ -106,6 +107,8 @@ def staging_streams(context: AssetExecutionContext, lake: LakeResource, identity
             f"{day}: {staged.raw_records} raw, {len(staged.streams)} staged, "
             f"{staged.rejected} quarantined, {staged.duplicates} duplicates"
         )
+        del batches, staged
+        release_memory()
     totals = {
         name: sum(s[name] for s in by_day.values())
         for name in ("raw_records", "staged_rows", "quarantined_rows", "duplicates_removed")

@@ -22,6 +22,7 @@ from dagster import (
 
 from spotify_platform import kpis
 from spotify_platform.layout import api_raw_key, staging_key
+from spotify_platform.memory import release_memory
 from spotify_platform.partitions import daily_partitions, days_of
 from spotify_platform.resources.lake import LakeResource
 from spotify_platform.resources.spotify import (
@@ -30,7 +31,11 @@ from spotify_platform.resources.spotify import (
     SpotifyCatalogResource,
 )
 from spotify_platform.resources.spotify_api import SpotifyRateLimited
-from spotify_platform.resources.warehouse import WarehouseResource, WarehouseUnavailable
+from spotify_platform.resources.warehouse import (
+    WAREHOUSE_POOL,
+    WarehouseResource,
+    WarehouseUnavailable,
+)
 from spotify_platform.schemas import AggAccountDaily, DimAccounts, DimArtists, DimTracks
 from spotify_platform.sources.spotify_api import parse_artists, parse_tracks
 from spotify_platform.tables import TABLES
@@ -42,6 +47,7 @@ COMMON = {
     "kinds": {"mysql", "pandas"},
     "partitions_def": daily_partitions,
     "backfill_policy": BackfillPolicy.single_run(),
+    "pool": WAREHOUSE_POOL,
 }
 
 
@@ -77,6 +83,8 @@ def fact_streams(
             per_day[day.isoformat()] = warehouse.replace_days("fact_streams", [day], frame)
         except WarehouseUnavailable as exc:
             raise _lost_warehouse(exc, "fact_streams", day, sorted(per_day), len(days)) from None
+        del frame
+        release_memory()
     total = sum(per_day.values())
     context.log.info(f"fact_streams: {total} rows over {len(per_day)} days")
     return MaterializeResult(

@@ -38,6 +38,9 @@ LOCK_TIMEOUT_S = 900
 # max_allowed_packet refuses them (1153), so statements are kept under the server's limit.
 PYMYSQL_MAX_STMT_LENGTH = 1_024_000
 PACKET_HEADROOM = 4096
+# The Dagster concurrency pool of every step that loads into or scans the warehouse: an
+# instance limit on it (deploy/dagster.yaml) caps the MySQL work of all runs together.
+WAREHOUSE_POOL = "warehouse"
 
 # UTC sessions; and sorts that carry their columns (up to 8 KB a row) instead of re-reading
 # each row by id afterwards: with MariaDB's default 1 KB, a top-artists GROUP BY over a
@@ -183,15 +186,31 @@ class WarehouseResource(ConfigurableResource):
             return self._retrying("creating the schema", create)
 
     def _sync_indexes(self, existing: set[str]) -> None:
-        """Bring the secondary indexes of tables that already existed to their definitions:
-        add declared ones, drop our own (`ix_<table>_...`) that are no longer declared."""
+        """Bring the keys of tables that already existed to their definitions: the primary
+        key's column order (MySQL rebuilds the table), the secondary indexes declared, and
+        none of our own (`ix_<table>_...`) that are no longer declared."""
         inspector = sa.inspect(self.engine)
         for name in sorted(existing & set(TABLES)):
             table = TABLES[name]
             declared = {index.name: index for index in table.indexes}
             present = {index["name"] for index in inspector.get_indexes(name)}
+            key = [column.name for column in table.primary_key.columns]
+            old_key = inspector.get_pk_constraint(name)["constrained_columns"]
             with self.engine.begin() as conn:
                 quote = conn.dialect.identifier_preparer.quote
+                if old_key != key and self.dialect != "sqlite":
+                    logger.warning(
+                        "%s: primary key (%s) becomes (%s); the table is rebuilt",
+                        name,
+                        ", ".join(old_key),
+                        ", ".join(key),
+                    )
+                    conn.execute(
+                        sa.text(
+                            f"ALTER TABLE {quote(name)} DROP PRIMARY KEY, "
+                            f"ADD PRIMARY KEY ({', '.join(quote(c) for c in key)})"
+                        )
+                    )
                 for index_name in sorted(present - set(declared)):
                     if index_name.startswith(f"ix_{name}_"):
                         on_table = "" if self.dialect == "sqlite" else f" ON {quote(name)}"

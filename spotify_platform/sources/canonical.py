@@ -153,8 +153,18 @@ def _flag(series: pd.Series) -> pd.Series:
     ).astype("boolean")
 
 
-def canonicalise(raw: pd.DataFrame, *, key: bytes, source: str, day: dt.date) -> pd.DataFrame:
-    """Type and derive the canonical columns; adds `_reason` for records that cannot be typed."""
+def canonicalise(
+    raw: pd.DataFrame,
+    *,
+    key: bytes,
+    source: str,
+    day: dt.date,
+    pseudonyms: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """Type and derive the canonical columns; adds `_reason` for records that cannot be typed.
+
+    `pseudonyms` is `pseudonymise`'s memo, shared by the slices of a day.
+    """
     n = len(raw)
     reasons = pd.Series([None] * n, index=raw.index, dtype=object)
 
@@ -230,7 +240,7 @@ def canonicalise(raw: pd.DataFrame, *, key: bytes, source: str, day: dt.date) ->
     skipped_flag = _flag(raw["skipped"]).fillna(False).astype(bool)
     skipped = skipped_flag | reason_end.isin(SKIP_REASONS).to_numpy()
 
-    account_id = pseudonymise(names, key)
+    account_id = pseudonymise(names, key, pseudonyms)
     ended = ended_at.fillna(pd.Timestamp("1970-01-01", tz="UTC"))
     started_at = ended - pd.to_timedelta(ms_played.clip(0, 10**12), unit="ms")
     frame = pd.DataFrame(
@@ -351,6 +361,7 @@ def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> Stag
     staged: list[pd.DataFrame] = []
     rejected: list[pd.DataFrame] = []
     raw_count = 0
+    pseudonyms: dict[str, str] = {}
     result = StagedDay(day=day, streams=pd.DataFrame(), quarantine=pd.DataFrame())
     for source_file, batch in sorted(batches.items()):
         raw = batch.records.reset_index(drop=True)
@@ -377,7 +388,9 @@ def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> Stag
         # typed a quarter at a time, and only the canonical columns are kept.
         for start in range(0, len(raw), STAGE_SLICE_ROWS):
             part = raw.iloc[start : start + STAGE_SLICE_ROWS]
-            frame = canonicalise(part, key=key, source=_source_of(source_file), day=day)
+            frame = canonicalise(
+                part, key=key, source=_source_of(source_file), day=day, pseudonyms=pseudonyms
+            )
             frame["_file"] = source_file
             frame["_raw_row"] = frame.index.to_numpy()
             typed_bad = frame["_reason"].notna()
@@ -389,7 +402,9 @@ def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> Stag
                     )
                 )
                 frame = frame[~typed_bad]
-            staged.append(frame)
+            # Dropped, not carried: an all-null object column makes pandas' concat test
+            # each of its values.
+            staged.append(frame.drop(columns="_reason"))
         result.files.append(source_file)
 
     if len(staged) == 1:

@@ -36,12 +36,21 @@ def _by_distinct(values: pd.Series, digest) -> pd.Series:
     return _strings(table.take(pa.array(codes)), values.index)
 
 
-def pseudonymise(names: pd.Series, key: bytes) -> pd.Series:
-    """Keyed HMAC-SHA256 of each account name, 32 hex chars; null stays null."""
-    return _by_distinct(
-        names,
-        lambda name: hmac.new(key, str(name).encode("utf-8"), hashlib.sha256).hexdigest()[:32],
-    )
+def pseudonymise(names: pd.Series, key: bytes, memo: dict[str, str] | None = None) -> pd.Series:
+    """Keyed HMAC-SHA256 of each account name, 32 hex chars; null stays null.
+
+    `memo` carries pseudonyms from one call to the next (a day staged in slices meets the
+    same accounts in every slice).
+    """
+    memo = {} if memo is None else memo
+
+    def digest(name) -> str:
+        text = str(name)
+        if text not in memo:
+            memo[text] = hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+        return memo[text]
+
+    return _by_distinct(names, digest)
 
 
 def name_id(*parts: str | None) -> str:

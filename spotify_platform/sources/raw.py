@@ -160,12 +160,28 @@ def decode(data: bytes) -> bytes:
     return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
 
 
+def count_records(data: bytes, slice_bytes: int = 8 << 20) -> int:
+    """Lines holding anything but whitespace, in a raw file (gzip or plain).
+
+    Counted slice by slice, apart from the parser, so a check can hold the parser to it
+    without the whole text (or a million line objects) in memory.
+    """
+    stream = _GzipLines(data) if data[:2] == b"\x1f\x8b" else io.BytesIO(data)
+    count, tail = 0, b""
+    while chunk := stream.read(slice_bytes):
+        lines = (tail + chunk).split(b"\n")
+        tail = lines.pop()
+        count += sum(1 for line in lines if line.strip())
+    return count + (1 if tail.strip() else 0)
+
+
 def parse_jsonl(data: bytes) -> RawBatch:
     """Parse raw JSON lines (gzip or plain) into records, keeping bad lines aside.
 
     Gzip files are decompressed in slices while Arrow parses them (the two overlap, and the
-    whole text is never in memory); a file with blank lines or a bad line is read again whole
-    and parsed line by line, so every line keeps its number.
+    whole text is never in memory). Rows are numbered from a newline count when there are as
+    many rows as lines; a file with blank lines is read again whole to number its lines, and
+    one with a bad line is parsed line by line, so every line keeps its number.
     """
     if data[:2] == b"\x1f\x8b":
         stream = _GzipLines(data)
@@ -176,12 +192,15 @@ def parse_jsonl(data: bytes) -> RawBatch:
         if batch is not None:
             return batch
     text = decode(data)
-    batch = _parse_arrow(io.BytesIO(text), lambda: _non_blank_line_numbers(text))
+    batch = _parse_arrow(io.BytesIO(text), lambda rows: _text_line_numbers(text, rows))
     return batch if batch is not None else _parse_slow(text)
 
 
 def _parse_arrow(source, line_numbers) -> RawBatch | None:
-    """Arrow's reader over a file-like source; None when its rows cannot be numbered."""
+    """Arrow's reader over a file-like source; None when its rows cannot be numbered.
+
+    `line_numbers(rows)` gives the line number of each row, or None.
+    """
     try:
         table = pajson.read_json(
             source,
@@ -192,7 +211,7 @@ def _parse_arrow(source, line_numbers) -> RawBatch | None:
         )
     except pa.ArrowInvalid:
         return None
-    numbers = line_numbers()
+    numbers = line_numbers(table.num_rows)
     if numbers is None or len(numbers) != table.num_rows:
         return None
     records = table.to_pandas(types_mapper=_PANDAS_TYPES.get, self_destruct=True)
@@ -204,8 +223,9 @@ def _parse_arrow(source, line_numbers) -> RawBatch | None:
 class _GzipLines(io.RawIOBase):
     """A gzip file read as a stream of its text, counting lines on the way.
 
-    `line_numbers()` is 1..n once the stream is read, or None if a line was blank (then
-    the caller numbers lines from the whole text). Concatenated gzip members are read on.
+    Once the stream is read, `line_numbers(rows)` is 1..rows when every line made a row,
+    else None (a blank line: the caller numbers lines from the whole text). Concatenated
+    gzip members are read on.
     """
 
     def __init__(self, data: bytes) -> None:
@@ -213,20 +233,22 @@ class _GzipLines(io.RawIOBase):
         self._position = 0
         self._inflate = zlib.decompressobj(wbits=31)
         self._pending = b""
+        self._offset = 0
         self._newlines = 0
         self._last = b"\n"
-        self._blank = False
         self._done = False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        while not self._pending and not self._done:
-            self._pending = self._inflate_slice()
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
+        # The reader asks for less than a slice inflates to: hand it out from an offset, since
+        # cutting the rest off as a new bytes object would copy it on every call.
+        while self._offset >= len(self._pending) and not self._done:
+            self._pending, self._offset = self._inflate_slice(), 0
+        size = min(len(buffer), len(self._pending) - self._offset)
+        buffer[:size] = memoryview(self._pending)[self._offset : self._offset + size]
+        self._offset += size
         return size
 
     def _inflate_slice(self) -> bytes:
@@ -253,17 +275,25 @@ class _GzipLines(io.RawIOBase):
     def _observe(self, chunk: bytes) -> None:
         if not chunk:
             return
-        joined = self._last + chunk[:1]
-        self._blank = self._blank or any(m in joined for m in _BLANK_LINE_MARKERS)
-        self._blank = self._blank or any(m in chunk for m in _BLANK_LINE_MARKERS)
         self._newlines += chunk.count(b"\n")
         self._last = chunk[-1:]
 
-    def line_numbers(self) -> np.ndarray | None:
-        if self._blank:
-            return None
-        count = self._newlines + (0 if self._last == b"\n" else 1)
-        return np.arange(1, count + 1, dtype=np.int64)
+    def line_numbers(self, rows: int) -> np.ndarray | None:
+        return _numbered(rows, self._newlines + (0 if self._last == b"\n" else 1))
+
+
+def _text_line_numbers(text: bytes, rows: int) -> np.ndarray:
+    numbers = _numbered(rows, _line_count(text))
+    return numbers if numbers is not None else _non_blank_line_numbers(text)
+
+
+def _line_count(text: bytes) -> int:
+    return text.count(b"\n") + (1 if text and not text.endswith(b"\n") else 0)
+
+
+def _numbered(rows: int, lines: int) -> np.ndarray | None:
+    """Line numbers 1..rows when each of the lines made one row (so none was blank)."""
+    return np.arange(1, rows + 1, dtype=np.int64) if rows == lines else None
 
 
 def _non_blank_line_numbers(text: bytes) -> np.ndarray:
