@@ -9,7 +9,7 @@ and KPIs in pandas, as the portfolio pipeline this platform grew from did it.
 
     python -m spotify_platform.bench                      # all sections, default sizes
     python -m spotify_platform.bench --only day --events 1000000
-    python -m spotify_platform.bench --full               # 30 x 1M-event backfill, 30M-row KPIs
+    python -m spotify_platform.bench --full               # the backfill with 1M events a day
 
 Results print as tables and land as JSON in `.bench/` (one file per run plus `latest.json`).
 """
@@ -417,7 +417,7 @@ def _resources(spec: dict) -> dict:
 
 
 def kpi_worker(spec: dict) -> dict:
-    """Fill fact_streams and agg_account_daily with `days` days, then time each KPI asset.
+    """Fill fact_streams and the aggregates with `days` days, then time each KPI asset.
 
     The days are the staged Parquet of one simulated day, shifted day by day with the
     accounts rotated, loaded through `WarehouseResource.replace_days` (so the load rate at a
@@ -429,13 +429,16 @@ def kpi_worker(spec: dict) -> dict:
 
     from spotify_platform import kpis
     from spotify_platform.assets import kpis as kpi_assets
+    from spotify_platform.cli import QUIET_RUN_CONFIG
     from spotify_platform.layout import staging_key
 
     resources = _resources(spec)
     warehouse = resources["warehouse"]
     warehouse.init_schema()
     lake = resources["lake"]
-    base = lake.read_parquet(staging_key(dt.date.fromisoformat(spec["source_day"])))
+    base = lake.read_parquet(
+        staging_key(dt.date.fromisoformat(spec["source_day"])), arrow_strings=True
+    )
     first = dt.date.fromisoformat(spec["first"])
     days = [first + dt.timedelta(days=i) for i in range(spec["days"])]
     loads = []
@@ -447,8 +450,12 @@ def kpi_worker(spec: dict) -> dict:
             warehouse.replace_days("fact_streams", [day], frame)
             load_s = time.time() - started
             warehouse.replace_days("agg_account_daily", [day], kpis.account_daily(frame))
+            warehouse.replace_days("agg_artist_daily", [day], kpis.artist_daily(frame))
+            warehouse.replace_days("agg_track_daily", [day], kpis.track_daily(frame))
             loads.append({"day": day.isoformat(), "rows": len(frame), "seconds": load_s})
-        warehouse.read_frame("ANALYZE TABLE fact_streams, agg_account_daily")
+        warehouse.read_frame(
+            "ANALYZE TABLE fact_streams, agg_account_daily, agg_artist_daily, agg_track_daily"
+        )
         defs_assets = [
             a
             for a in kpi_assets.__dict__.values()
@@ -465,6 +472,7 @@ def kpi_worker(spec: dict) -> dict:
                     partition_key=days[-1].isoformat(),
                     resources={"warehouse": warehouse},
                     instance=instance,
+                    run_config=QUIET_RUN_CONFIG,
                 )
                 assert result.success
                 timings[asset.key.to_user_string()] = time.time() - started
@@ -814,11 +822,13 @@ def kpi_section(args: argparse.Namespace, server: Server, report: dict) -> None:
         access = ", ".join(f"{p['table']}:{p['type']}:{p['key']}" for p in plan)
         print(f"  {key:<44} {seconds:>8.2f}  {access}")
         worst = max(worst, seconds)
+    # Retention cohorts span all history by definition: its read of agg_account_daily is
+    # the one whole-table read, and is expected.
     full_scans = [
         (name, p["table"])
         for name, plan in result["explain"].items()
         for p in plan
-        if p["type"] == "ALL" and p["table"] in ("fact_streams", "agg_account_daily")
+        if p["type"] == "ALL" and name != "kpi_retention" and not str(p["table"]).startswith("<")
     ]
     print(
         f"  every KPI asset under {TARGET_KPI_SECONDS:.0f} s: slowest {worst:.2f} s  "
@@ -849,8 +859,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backfill-days", type=int, default=30)
     parser.add_argument("--backfill-events", type=int, default=30_000, help="events per day")
     parser.add_argument("--kpi-days", type=int, default=30)
-    parser.add_argument("--kpi-events", type=int, default=300_000, help="fact rows per day")
-    parser.add_argument("--full", action="store_true", help="1M events a day in backfill and KPIs")
+    parser.add_argument("--kpi-events", type=int, default=1_000_000, help="fact rows per day")
+    parser.add_argument("--full", action="store_true", help="1M events a day in the backfill")
     parser.add_argument("--mysql-url", default=os.environ.get("BENCH_MYSQL_URL", DEFAULT_MYSQL_URL))
     parser.add_argument("--keep", action="store_true", help="keep the spt_bench_* databases")
     parser.add_argument(
@@ -859,7 +869,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.full:
         args.backfill_events = 1_000_000
-        args.kpi_events = 1_000_000
     return args
 
 

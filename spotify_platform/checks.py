@@ -126,17 +126,18 @@ def fact_streams_reconcile(
     return _result(failures, days)
 
 
-ORPHAN_SQL = {
-    "tracks": "SELECT COUNT(*) FROM fact_streams f LEFT JOIN dim_tracks d "
-    "ON d.track_id = f.track_id WHERE f.dt BETWEEN :first AND :last "
-    "AND f.track_id IS NOT NULL AND d.track_id IS NULL",
-    "artists": "SELECT COUNT(*) FROM fact_streams f LEFT JOIN dim_artists d "
-    "ON d.artist_id = f.artist_id WHERE f.dt BETWEEN :first AND :last "
-    "AND f.artist_id IS NOT NULL AND d.artist_id IS NULL",
-    "accounts": "SELECT COUNT(*) FROM fact_streams f LEFT JOIN dim_accounts d "
-    "ON d.account_id = f.account_id WHERE f.dt BETWEEN :first AND :last "
-    "AND d.account_id IS NULL",
-}
+# One pass over the days' facts for all three dimensions (three passes took 8 s a 1M day).
+ORPHAN_SQL = """
+SELECT SUM(CASE WHEN f.track_id IS NOT NULL AND t.track_id IS NULL THEN 1 ELSE 0 END) AS tracks,
+       SUM(CASE WHEN f.artist_id IS NOT NULL AND a.artist_id IS NULL THEN 1 ELSE 0 END)
+         AS artists,
+       SUM(CASE WHEN c.account_id IS NULL THEN 1 ELSE 0 END) AS accounts
+FROM fact_streams f
+LEFT JOIN dim_tracks t ON t.track_id = f.track_id
+LEFT JOIN dim_artists a ON a.artist_id = f.artist_id
+LEFT JOIN dim_accounts c ON c.account_id = f.account_id
+WHERE f.dt BETWEEN :first AND :last
+"""
 
 
 @asset_check(
@@ -154,9 +155,10 @@ def fact_streams_referential_integrity(
     context: AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> AssetCheckResult:
     days = check_days(context)
+    counts = warehouse.read_frame(query(ORPHAN_SQL, first=days[0], last=days[-1])).iloc[0]
     orphans = {
-        name: int(warehouse.read_frame(query(sql, first=days[0], last=days[-1])).iloc[0, 0] or 0)
-        for name, sql in ORPHAN_SQL.items()
+        name: int(counts[name]) if pd.notna(counts[name]) else 0
+        for name in ("tracks", "artists", "accounts")
     }
     return AssetCheckResult(
         passed=not any(orphans.values()),

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 
 TOP_N = 50
@@ -19,6 +20,62 @@ def query(sql: str, **dates: dt.date) -> sa.TextClause:
     """A text query whose parameters are bound as DATEs (SQLite stores them as ISO text)."""
     return sa.text(sql).bindparams(
         *(sa.bindparam(name, value, type_=sa.Date()) for name, value in dates.items())
+    )
+
+
+def _content_daily(
+    plays: pd.DataFrame, key: str, names: dict[str, str], columns: list[str]
+) -> pd.DataFrame:
+    """Streams, listeners and ms_played per day and `key`, with `names` (column: how) kept.
+
+    Arrow's hash aggregation: pandas would take a string minimum or a distinct count of a
+    million accounts through Python objects (10 s against 0.3 s for a 1M-stream day).
+    """
+    streams = plays[plays["is_stream"].astype(bool) & plays[key].notna()]
+    table = pa.Table.from_pandas(
+        streams[["dt", key, "account_id", "ms_played", *names]], preserve_index=False
+    )
+    grouped = table.group_by(["dt", key], use_threads=False).aggregate(
+        [
+            ("account_id", "count"),
+            ("account_id", "count_distinct"),
+            ("ms_played", "sum"),
+            *((name, how) for name, how in names.items()),
+        ]
+    )
+    frame = grouped.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+    frame = frame.rename(
+        columns={
+            "account_id_count": "streams",
+            "account_id_count_distinct": "listeners",
+            "ms_played_sum": "ms_played",
+            **{f"{name}_{how}": name for name, how in names.items()},
+        }
+    )
+    frame["dt"] = pd.to_datetime(frame["dt"]).astype("datetime64[ns]")
+    for count in ("streams", "listeners", "ms_played"):
+        frame[count] = frame[count].fillna(0).astype("int64")
+    return frame[columns]
+
+
+def artist_daily(plays: pd.DataFrame) -> pd.DataFrame:
+    """agg_artist_daily rows from staged plays: streams per day and artist name (its id is
+    a hash of the name, so one per group)."""
+    return _content_daily(
+        plays,
+        "artist_name",
+        {"artist_id": "min"},
+        ["dt", "artist_name", "artist_id", "streams", "listeners", "ms_played"],
+    )
+
+
+def track_daily(plays: pd.DataFrame) -> pd.DataFrame:
+    """agg_track_daily rows from staged plays; names are the least seen (as SQL's MIN)."""
+    return _content_daily(
+        plays,
+        "track_id",
+        {"track_name": "min", "artist_name": "min"},
+        ["dt", "track_id", "track_name", "artist_name", "streams", "listeners", "ms_played"],
     )
 
 
@@ -131,25 +188,15 @@ SELECT
 """
 
 TOP_ARTISTS_SQL = """
-SELECT dt, artist_name,
-       COUNT(*) AS streams,
-       COUNT(DISTINCT account_id) AS listeners,
-       SUM(ms_played) AS ms_played
-FROM fact_streams
-WHERE dt BETWEEN :first AND :last AND is_stream = 1
-GROUP BY dt, artist_name
+SELECT dt, artist_name, streams, listeners, ms_played
+FROM agg_artist_daily
+WHERE dt BETWEEN :first AND :last
 """
 
 TOP_TRACKS_SQL = """
-SELECT dt, track_id,
-       MIN(track_name) AS track_name,
-       MIN(artist_name) AS artist_name,
-       COUNT(*) AS streams,
-       COUNT(DISTINCT account_id) AS listeners,
-       SUM(ms_played) AS ms_played
-FROM fact_streams
-WHERE dt BETWEEN :first AND :last AND is_stream = 1
-GROUP BY dt, track_id
+SELECT dt, track_id, track_name, artist_name, streams, listeners, ms_played
+FROM agg_track_daily
+WHERE dt BETWEEN :first AND :last
 """
 
 
@@ -230,11 +277,11 @@ GROUP BY dt, utc_hour
 """
 
 GENRE_SQL = """
-SELECT f.dt, COALESCE(a.primary_genre, 'unknown') AS genre, COUNT(*) AS streams
-FROM fact_streams f
-LEFT JOIN dim_artists a ON a.artist_id = f.artist_id
-WHERE f.dt BETWEEN :first AND :last AND f.is_stream = 1
-GROUP BY f.dt, COALESCE(a.primary_genre, 'unknown')
+SELECT g.dt, COALESCE(a.primary_genre, 'unknown') AS genre, SUM(g.streams) AS streams
+FROM agg_artist_daily g
+LEFT JOIN dim_artists a ON a.artist_id = g.artist_id
+WHERE g.dt BETWEEN :first AND :last
+GROUP BY g.dt, COALESCE(a.primary_genre, 'unknown')
 """
 
 PLATFORM_SQL = """

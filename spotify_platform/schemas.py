@@ -185,6 +185,25 @@ class AggAccountDaily(pa.DataFrameModel):
     country: Series[str] = text(2, description="Country of most plays that day")
 
 
+class AggArtistDaily(pa.DataFrameModel):
+    dt: Series[pd.Timestamp] = day()
+    artist_name: Series[str] = text(512, description="Album artist name")
+    artist_id: Series[str] = text(22, description="'~' + hash of the artist name")
+    streams: Series[int] = count("Streams of the artist")
+    listeners: Series[int] = count("Accounts with a stream of the artist")
+    ms_played: Series[int] = count("Milliseconds of those streams")
+
+
+class AggTrackDaily(pa.DataFrameModel):
+    dt: Series[pd.Timestamp] = day()
+    track_id: Series[str] = text(22, str_matches=TRACK_ID_PATTERN, description="Track id")
+    track_name: Series[str] = text(512, nullable=True, description="Least track title seen")
+    artist_name: Series[str] = text(512, nullable=True, description="Least artist name seen")
+    streams: Series[int] = count("Streams of the track")
+    listeners: Series[int] = count("Accounts with a stream of the track")
+    ms_played: Series[int] = count("Milliseconds of those streams")
+
+
 class KpiDailyStreams(pa.DataFrameModel):
     dt: Series[pd.Timestamp] = day()
     plays: Series[int] = count("All plays")

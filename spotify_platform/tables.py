@@ -95,6 +95,10 @@ TABLE_DEFS: dict[str, TableDef] = {
             ("dt", "account_id"),
             indexes=(("account_id", "dt"),),
         ),
+        # Per day and artist or track: what the top lists and genre shares need, a few
+        # thousand rows a day instead of a scan and sort of the day's streams.
+        TableDef("agg_artist_daily", schemas.AggArtistDaily, ("dt", "artist_name")),
+        TableDef("agg_track_daily", schemas.AggTrackDaily, ("dt", "track_id")),
         TableDef("kpi_daily_streams", schemas.KpiDailyStreams, ("dt",)),
         TableDef("kpi_active_users", schemas.KpiActiveUsers, ("dt",)),
         TableDef("kpi_churn", schemas.KpiChurn, ("dt",)),

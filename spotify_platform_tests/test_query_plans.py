@@ -17,8 +17,13 @@ from spotify_platform_tests.harness import synthetic_facts
 DAYS = 90
 ROWS_PER_DAY = 400
 LAST = dt.date(2026, 6, 30)
-FACT_TABLES = ("fact_streams", "agg_account_daily")
-ALIASES = {"f": "fact_streams"}
+FACT_TABLES = ("fact_streams", "agg_account_daily", "agg_artist_daily", "agg_track_daily")
+ALIASES = {"f": "fact_streams", "g": "agg_artist_daily"}
+BUILDERS = {
+    "agg_account_daily": kpis.account_daily,
+    "agg_artist_daily": kpis.artist_daily,
+    "agg_track_daily": kpis.track_daily,
+}
 
 
 @pytest.fixture
@@ -29,8 +34,9 @@ def many_days(mysql_url: str) -> WarehouseResource:
         day = LAST - dt.timedelta(days=offset)
         facts = synthetic_facts(ROWS_PER_DAY, day, seed=offset)
         warehouse.replace_days("fact_streams", [day], facts)
-        warehouse.replace_days("agg_account_daily", [day], kpis.account_daily(facts))
-    warehouse.read_frame("ANALYZE TABLE fact_streams, agg_account_daily")
+        for table, build in BUILDERS.items():
+            warehouse.replace_days(table, [day], build(facts))
+    warehouse.read_frame(f"ANALYZE TABLE {', '.join(FACT_TABLES)}")
     return warehouse
 
 
@@ -45,10 +51,9 @@ def test_every_kpi_query_ranges_over_keys_not_the_whole_table(many_days) -> None
     assert set(queries) == {name for name in TABLES if name.startswith("kpi_")}
     # Widest window each query reads, in days: the rows MariaDB expects to read stay within it.
     window_days = {"kpi_active_users": 30, "kpi_churn": 60}
-    per_day = {
-        "fact_streams": ROWS_PER_DAY,
-        "agg_account_daily": len(kpis.account_daily(synthetic_facts(ROWS_PER_DAY, LAST))),
-    }
+    sample = synthetic_facts(ROWS_PER_DAY, LAST)
+    per_day = {"fact_streams": ROWS_PER_DAY}
+    per_day.update({table: len(build(sample)) for table, build in BUILDERS.items()})
     for name, statement in queries.items():
         steps = [
             {**step, "table": ALIASES.get(step["table"], step["table"])}

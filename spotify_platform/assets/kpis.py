@@ -34,6 +34,8 @@ from spotify_platform.tables import TABLES
 
 FACTS = AssetKey(["warehouse", "fact_streams"])
 AGG = AssetKey(["warehouse", "agg_account_daily"])
+ARTISTS_DAILY = AssetKey(["warehouse", "agg_artist_daily"])
+TRACKS_DAILY = AssetKey(["warehouse", "agg_track_daily"])
 COMMON = {
     "group_name": "kpis",
     "kinds": {"mysql", "pandas"},
@@ -220,7 +222,7 @@ def kpi_engagement_by_utc_hour(
 
 @asset(
     key=["warehouse", "kpi_genre_share"],
-    deps=[FACTS, AssetKey(["warehouse", "dim_artists"])],
+    deps=[ARTISTS_DAILY, AssetKey(["warehouse", "dim_artists"])],
     description="Share of the day's streams by the artist's primary genre ('unknown' if none).",
     **COMMON,
 )
@@ -256,7 +258,7 @@ def kpi_platform_mix(
 
 @asset(
     key=["warehouse", "kpi_top_artists"],
-    deps=[FACTS],
+    deps=[ARTISTS_DAILY],
     description="Top 50 artists per day by streams (dense rank), with listeners and minutes.",
     **COMMON,
 )
@@ -273,7 +275,7 @@ def kpi_top_artists(
 
 @asset(
     key=["warehouse", "kpi_top_tracks"],
-    deps=[FACTS],
+    deps=[TRACKS_DAILY],
     description="Top 50 tracks per day by streams (dense rank), with listeners and minutes.",
     **COMMON,
 )

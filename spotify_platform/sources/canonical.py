@@ -24,6 +24,7 @@ from spotify_platform.sources.raw import PERSONAL_FIELDS, RawBatch
 
 STREAM_MIN_MS = 30_000
 STAGE_SLICE_ROWS = 250_000
+CONTRACT_SLICE_ROWS = 100_000
 SKIP_REASONS = ("fwdbtn", "backbtn", "endplay")
 STAGING_COLUMNS = list(StagingStreams.to_schema().columns)
 _URI_PREFIX = "spotify:track:"
@@ -421,8 +422,10 @@ def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> Stag
     # check across rows (event_id unique) holds by construction once duplicates are gone.
     contract = pd.concat(
         [
-            _contract_reasons(candidates.iloc[start : start + STAGE_SLICE_ROWS][STAGING_COLUMNS])
-            for start in range(0, max(len(candidates), 1), STAGE_SLICE_ROWS)
+            _contract_reasons(
+                candidates.iloc[start : start + CONTRACT_SLICE_ROWS][STAGING_COLUMNS]
+            )
+            for start in range(0, max(len(candidates), 1), CONTRACT_SLICE_ROWS)
         ]
     )
     if len(contract):
