@@ -103,74 +103,61 @@ def fact_streams(
     )
 
 
-@asset(
-    key=["warehouse", "agg_account_daily"],
-    deps=[STAGING, AssetKey(["warehouse", "fact_streams"])],
-    description="One row per account and day: the base for DAU/WAU/MAU, churn and retention.",
-    **COMMON,
-)
-def agg_account_daily(
-    context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
-) -> MaterializeResult:
-    columns = ["dt", "account_id", "content_type", "skipped", "is_stream", "ms_played", "country"]
-    return _aggregate(
-        context, lake, warehouse, "agg_account_daily", columns, kpis.account_daily, AggAccountDaily
-    )
-
-
-@asset(
-    key=["warehouse", "agg_artist_daily"],
-    deps=[STAGING, AssetKey(["warehouse", "fact_streams"])],
-    description="Streams, listeners and minutes per day and artist: top artists, genre shares.",
-    **COMMON,
-)
-def agg_artist_daily(
-    context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
-) -> MaterializeResult:
-    columns = ["dt", "account_id", "is_stream", "ms_played", "artist_name", "artist_id"]
-    return _aggregate(
-        context, lake, warehouse, "agg_artist_daily", columns, kpis.artist_daily, AggArtistDaily
-    )
-
-
-@asset(
-    key=["warehouse", "agg_track_daily"],
-    deps=[STAGING, AssetKey(["warehouse", "fact_streams"])],
-    description="Streams, listeners and minutes per day and track: the top tracks' base.",
-    **COMMON,
-)
-def agg_track_daily(
-    context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
-) -> MaterializeResult:
-    columns = ["dt", "account_id", "is_stream", "ms_played", "track_id", "track_name"]
-    columns.append("artist_name")
-    return _aggregate(
-        context, lake, warehouse, "agg_track_daily", columns, kpis.track_daily, AggTrackDaily
-    )
-
-
-def _aggregate(
-    context: AssetExecutionContext,
-    lake: LakeResource,
-    warehouse: WarehouseResource,
+def _aggregate_asset(
     table: str,
+    description: str,
     columns: list[str],
     build: Callable[[pd.DataFrame], pd.DataFrame],
     model: type,
-) -> MaterializeResult:
-    """Each day's rows of an aggregate table, computed from the staged day (the blocking
+):
+    """An aggregate table's asset: each day's rows computed from the staged day (the blocking
     reconciliation has proven it equal to fact_streams) rather than by scanning the facts."""
-    rows = 0
-    days = days_of(context)
-    done: list[str] = []
-    for day in days:
-        frame = model.validate(build(_staged(lake, day, columns)))
-        try:
-            rows += warehouse.replace_days(table, [day], frame)
-        except WarehouseUnavailable as exc:
-            raise _lost_warehouse(exc, table, day, done, len(days)) from None
-        done.append(day.isoformat())
-    return MaterializeResult(metadata={"rows": rows})
+
+    @asset(
+        key=["warehouse", table],
+        deps=[STAGING, AssetKey(["warehouse", "fact_streams"])],
+        description=description,
+        **COMMON,
+    )
+    def _aggregate(
+        context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
+    ) -> MaterializeResult:
+        rows = 0
+        days = days_of(context)
+        done: list[str] = []
+        for day in days:
+            frame = model.validate(build(_staged(lake, day, columns)))
+            try:
+                rows += warehouse.replace_days(table, [day], frame)
+            except WarehouseUnavailable as exc:
+                raise _lost_warehouse(exc, table, day, done, len(days)) from None
+            done.append(day.isoformat())
+        return MaterializeResult(metadata={"rows": rows})
+
+    return _aggregate
+
+
+agg_account_daily = _aggregate_asset(
+    "agg_account_daily",
+    "One row per account and day: the base for DAU/WAU/MAU, churn and retention.",
+    ["dt", "account_id", "content_type", "skipped", "is_stream", "ms_played", "country"],
+    kpis.account_daily,
+    AggAccountDaily,
+)
+agg_artist_daily = _aggregate_asset(
+    "agg_artist_daily",
+    "Streams, listeners and minutes per day and artist: top artists, genre shares.",
+    ["dt", "account_id", "is_stream", "ms_played", "artist_name", "artist_id"],
+    kpis.artist_daily,
+    AggArtistDaily,
+)
+agg_track_daily = _aggregate_asset(
+    "agg_track_daily",
+    "Streams, listeners and minutes per day and track: the top tracks' base.",
+    ["dt", "account_id", "is_stream", "ms_played", "track_id", "track_name", "artist_name"],
+    kpis.track_daily,
+    AggTrackDaily,
+)
 
 
 def _lost_warehouse(
