@@ -252,7 +252,16 @@ def _seed_kpis(fact, day: dt.date, engine, artists, kpis) -> int:
         "kpi_churn": pd.DataFrame(
             {"dt": [stamp], "base_accounts": [0], "churned_accounts": [0], "churn_rate": [None]}
         ),
-        "kpi_retention": kpis.retention(streams[["account_id", "dt"]]),
+        # One day of history: one cohort, its week 0.
+        "kpi_retention": pd.DataFrame(
+            {
+                "cohort_week": [stamp - pd.Timedelta(days=stamp.weekday())],
+                "week_offset": [0],
+                "cohort_size": [listeners],
+                "retained_accounts": [listeners],
+                "retention_rate": [1.0],
+            }
+        ).iloc[: 1 if listeners else 0],
     }
 
     def grouped(keys: list[str]) -> pd.DataFrame:
@@ -312,6 +321,7 @@ STEP_STAGES = {
     "warehouse__agg_account_daily": "aggregates",
     "warehouse__agg_artist_daily": "aggregates",
     "warehouse__agg_track_daily": "aggregates",
+    "warehouse__agg_account_hourly": "aggregates",
     "warehouse__dim_tracks": "dimensions",
     "warehouse__dim_artists": "dimensions",
     "warehouse__dim_accounts": "dimensions",
@@ -454,9 +464,11 @@ def kpi_worker(spec: dict) -> dict:
             warehouse.replace_days("agg_account_daily", [day], kpis.account_daily(frame))
             warehouse.replace_days("agg_artist_daily", [day], kpis.artist_daily(frame))
             warehouse.replace_days("agg_track_daily", [day], kpis.track_daily(frame))
+            warehouse.replace_days("agg_account_hourly", [day], kpis.account_hourly(frame))
             loads.append({"day": day.isoformat(), "rows": len(frame), "seconds": load_s})
         warehouse.read_frame(
-            "ANALYZE TABLE fact_streams, agg_account_daily, agg_artist_daily, agg_track_daily"
+            "ANALYZE TABLE fact_streams, agg_account_daily, agg_artist_daily, agg_track_daily, "
+            "agg_account_hourly"
         )
         defs_assets = [
             a

@@ -23,6 +23,30 @@ def query(sql: str, **dates: dt.date) -> sa.TextClause:
     )
 
 
+def _grouped(
+    table: pa.Table, keys: list[str], measures: dict[str, tuple[str, str]], kept: dict[str, str]
+) -> pd.DataFrame:
+    """Arrow's hash aggregation of `table` by `keys`: each measure (column, how) as int64 under
+    its name, each kept column by its function (as SQL's MIN), rows in key order."""
+    aggregations = [*measures.values(), *kept.items()]
+    grouped = (
+        table.group_by(keys, use_threads=False)
+        .aggregate(aggregations)
+        .sort_by([(key, "ascending") for key in keys])
+    )
+    frame = grouped.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+    frame = frame.rename(
+        columns={
+            **{f"{column}_{how}": name for name, (column, how) in measures.items()},
+            **{f"{name}_{how}": name for name, how in kept.items()},
+        }
+    )
+    frame["dt"] = pd.to_datetime(frame["dt"]).astype("datetime64[ns]")
+    for name in measures:
+        frame[name] = frame[name].fillna(0).astype("int64")
+    return frame
+
+
 def _content_daily(
     plays: pd.DataFrame, key: str, names: dict[str, str], columns: list[str]
 ) -> pd.DataFrame:
@@ -35,27 +59,12 @@ def _content_daily(
     table = pa.Table.from_pandas(
         streams[["dt", key, "account_id", "ms_played", *names]], preserve_index=False
     )
-    grouped = table.group_by(["dt", key], use_threads=False).aggregate(
-        [
-            ("account_id", "count"),
-            ("account_id", "count_distinct"),
-            ("ms_played", "sum"),
-            *((name, how) for name, how in names.items()),
-        ]
-    )
-    frame = grouped.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
-    frame = frame.rename(
-        columns={
-            "account_id_count": "streams",
-            "account_id_count_distinct": "listeners",
-            "ms_played_sum": "ms_played",
-            **{f"{name}_{how}": name for name, how in names.items()},
-        }
-    )
-    frame["dt"] = pd.to_datetime(frame["dt"]).astype("datetime64[ns]")
-    for count in ("streams", "listeners", "ms_played"):
-        frame[count] = frame[count].fillna(0).astype("int64")
-    return frame[columns]
+    measures = {
+        "streams": ("account_id", "count"),
+        "listeners": ("account_id", "count_distinct"),
+        "ms_played": ("ms_played", "sum"),
+    }
+    return _grouped(table, ["dt", key], measures, names)[columns]
 
 
 def artist_daily(plays: pd.DataFrame) -> pd.DataFrame:
@@ -79,6 +88,35 @@ def track_daily(plays: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+HOURLY_KEYS = ["dt", "account_id", "utc_hour", "country", "local_hour", "platform"]
+
+
+def account_hourly(plays: pd.DataFrame) -> pd.DataFrame:
+    """agg_account_hourly rows from staged plays: per account, hour, country and platform.
+
+    About 150k rows for a 1M-play day: the engagement and platform KPIs group these instead
+    of scanning and sorting the day's facts, and listeners stay exact (a distinct count of
+    accounts over the rows of a group).
+    """
+    is_stream = plays["is_stream"].astype(bool)
+    table = pa.Table.from_pandas(
+        plays[HOURLY_KEYS].assign(
+            is_stream=is_stream.astype("int64"),
+            stream_ms_played=plays["ms_played"].where(is_stream, 0).astype("int64"),
+        ),
+        preserve_index=False,
+    )
+    measures = {
+        "plays": ("is_stream", "count"),
+        "streams": ("is_stream", "sum"),
+        "stream_ms_played": ("stream_ms_played", "sum"),
+    }
+    frame = _grouped(table, HOURLY_KEYS, measures, {})
+    for hour in ("utc_hour", "local_hour"):
+        frame[hour] = frame[hour].astype("Int8")
+    return frame[[*HOURLY_KEYS, "plays", "streams", "stream_ms_played"]]
+
+
 def account_daily(streams: pd.DataFrame) -> pd.DataFrame:
     """agg_account_daily rows from staged streams: one row per account and day."""
     columns = [
@@ -91,6 +129,7 @@ def account_daily(streams: pd.DataFrame) -> pd.DataFrame:
         "ms_played",
         "stream_ms_played",
         "country",
+        "streamed",
     ]
     if streams.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns}).astype(
@@ -102,6 +141,7 @@ def account_daily(streams: pd.DataFrame) -> pd.DataFrame:
                 "streams": "int64",
                 "ms_played": "int64",
                 "stream_ms_played": "int64",
+                "streamed": bool,
             }
         )
     is_track = streams["content_type"].eq("track")
@@ -126,6 +166,7 @@ def account_daily(streams: pd.DataFrame) -> pd.DataFrame:
         .sort_values(["dt", "account_id", "n", "country"], ascending=[True, True, False, True])
         .drop_duplicates(["dt", "account_id"])[["dt", "account_id", "country"]]
     )
+    sums["streamed"] = sums["streams"] > 0
     return sums.merge(country, on=["dt", "account_id"], how="left")[columns]
 
 
@@ -177,14 +218,18 @@ WHERE dt BETWEEN :first AND :last
 GROUP BY dt
 """
 
+# Each account's last stream day in the month says whether it was active that day, that week
+# and that month. `streamed = 1` is an equality on ix_agg_account_daily_account_id_streamed_dt,
+# so MariaDB and MySQL jump from account to account along that index (a loose index scan,
+# "Using index for group-by"): a few index dives per account, however many days the window
+# holds. The same goes for churn's window and for retention's cohorts.
 ACTIVE_USERS_SQL = """
-SELECT
-  (SELECT COUNT(*) FROM agg_account_daily
-    WHERE dt = :day AND streams > 0) AS dau,
-  (SELECT COUNT(DISTINCT account_id) FROM agg_account_daily
-    WHERE dt BETWEEN :week_start AND :day AND streams > 0) AS wau,
-  (SELECT COUNT(DISTINCT account_id) FROM agg_account_daily
-    WHERE dt BETWEEN :month_start AND :day AND streams > 0) AS mau
+SELECT COALESCE(SUM(CASE WHEN last_day = :day THEN 1 ELSE 0 END), 0) AS dau,
+       COALESCE(SUM(CASE WHEN last_day >= :week_start THEN 1 ELSE 0 END), 0) AS wau,
+       COUNT(*) AS mau
+FROM (SELECT account_id, MAX(dt) AS last_day FROM agg_account_daily
+      WHERE streamed = 1 AND dt BETWEEN :month_start AND :day
+      GROUP BY account_id) AS recent
 """
 
 TOP_ARTISTS_SQL = """
@@ -201,11 +246,12 @@ WHERE dt BETWEEN :first AND :last
 
 
 def active_users(dau: int, wau: int, mau: int, day: dt.date) -> dict:
+    dau, wau, mau = int(dau or 0), int(wau or 0), int(mau or 0)
     return {
         "dt": pd.Timestamp(day),
-        "dau": int(dau or 0),
-        "wau": int(wau or 0),
-        "mau": int(mau or 0),
+        "dau": dau,
+        "wau": wau,
+        "mau": mau,
         "stickiness": (dau / mau) if mau else np.nan,
     }
 
@@ -244,35 +290,59 @@ def _by_day(rows: pd.DataFrame, days: Sequence[dt.date]) -> pd.DataFrame:
     return merged
 
 
+# An account streamed in the base window [D-59, D-30] if its first stream day in [D-59, D] is
+# at most D-30, and has churned if its last one is before D-29: one grouping pass, no join.
 CHURN_SQL = """
 SELECT COUNT(*) AS base_accounts,
-       SUM(CASE WHEN recent.account_id IS NULL THEN 1 ELSE 0 END) AS churned_accounts
-FROM (SELECT DISTINCT account_id FROM agg_account_daily
-      WHERE dt BETWEEN :base_start AND :base_end AND streams > 0) base
-LEFT JOIN (SELECT DISTINCT account_id FROM agg_account_daily
-           WHERE dt BETWEEN :recent_start AND :day AND streams > 0) recent
-  ON recent.account_id = base.account_id
+       COALESCE(SUM(CASE WHEN last_day < :recent_start THEN 1 ELSE 0 END), 0)
+         AS churned_accounts
+FROM (SELECT account_id, MIN(dt) AS first_day, MAX(dt) AS last_day FROM agg_account_daily
+      WHERE streamed = 1 AND dt BETWEEN :base_start AND :day
+      GROUP BY account_id) AS seen
+WHERE first_day <= :base_end
 """
 
-STREAM_DAYS_SQL = "SELECT account_id, dt FROM agg_account_daily WHERE streams > 0"
+# A week number counts Monday-to-Sunday weeks from WEEK_EPOCH, a Monday; the SQL differs by
+# dialect only in how it counts days.
+WEEK_EPOCH = dt.date(1970, 1, 5)
+WEEK_NUMBER = {
+    "sqlite": "CAST(julianday(dt) - julianday('1970-01-05') AS INTEGER) / 7",
+    "mysql": "(TO_DAYS(dt) - TO_DAYS('1970-01-05')) DIV 7",
+}
+
+# Cohort sizes and retained accounts per (cohort, offset), counted in the warehouse: only a
+# few hundred rows leave it, whatever the history's length.
+RETENTION_SQL = """
+SELECT cohort, active_week - cohort AS week_offset, COUNT(*) AS retained_accounts
+FROM (SELECT account_id, active_week, MIN(active_week) OVER (PARTITION BY account_id) AS cohort
+      FROM (SELECT DISTINCT account_id, {week} AS active_week
+            FROM agg_account_daily WHERE streamed = 1) AS active_weeks) AS by_account
+GROUP BY cohort, active_week - cohort
+"""
+
+
+def retention_query(dialect: str) -> sa.TextClause:
+    week = WEEK_NUMBER["sqlite" if dialect == "sqlite" else "mysql"]
+    return sa.text(RETENTION_SQL.format(week=week))
+
 
 REGION_HOUR_SQL = """
 SELECT dt, country, local_hour,
-       COUNT(*) AS streams,
+       SUM(streams) AS streams,
        COUNT(DISTINCT account_id) AS listeners,
-       SUM(ms_played) AS ms_played
-FROM fact_streams
-WHERE dt BETWEEN :first AND :last AND is_stream = 1
+       SUM(stream_ms_played) AS ms_played
+FROM agg_account_hourly
+WHERE dt BETWEEN :first AND :last AND streams > 0
 GROUP BY dt, country, local_hour
 """
 
 UTC_HOUR_SQL = """
 SELECT dt, utc_hour,
-       COUNT(*) AS streams,
+       SUM(streams) AS streams,
        COUNT(DISTINCT account_id) AS listeners,
-       SUM(ms_played) AS ms_played
-FROM fact_streams
-WHERE dt BETWEEN :first AND :last AND is_stream = 1
+       SUM(stream_ms_played) AS ms_played
+FROM agg_account_hourly
+WHERE dt BETWEEN :first AND :last AND streams > 0
 GROUP BY dt, utc_hour
 """
 
@@ -285,8 +355,8 @@ GROUP BY g.dt, COALESCE(a.primary_genre, 'unknown')
 """
 
 PLATFORM_SQL = """
-SELECT dt, platform, COUNT(*) AS plays
-FROM fact_streams
+SELECT dt, platform, SUM(plays) AS plays
+FROM agg_account_hourly
 WHERE dt BETWEEN :first AND :last
 GROUP BY dt, platform
 """
@@ -314,38 +384,30 @@ def churn(base: int, churned: int, day: dt.date) -> dict:
     }
 
 
-def retention(stream_days: pd.DataFrame) -> pd.DataFrame:
-    """Weekly cohorts by first stream ever (weeks start Monday, UTC), every offset, zeros kept."""
+def retention(counts: pd.DataFrame) -> pd.DataFrame:
+    """Weekly cohorts by first stream ever, every offset up to the last week, zeros kept,
+    from RETENTION_SQL's counts (offset 0 of a cohort is all of it)."""
     columns = ["cohort_week", "week_offset", "cohort_size", "retained_accounts", "retention_rate"]
-    if stream_days.empty:
+    if counts.empty:
         return pd.DataFrame({c: pd.Series(dtype="int64") for c in columns}).astype(
             {"cohort_week": "datetime64[ns]", "retention_rate": float}
         )
-    days = pd.to_datetime(stream_days["dt"])
-    weeks = pd.DataFrame(
-        {
-            "account_id": stream_days["account_id"],
-            "week": days - pd.to_timedelta(days.dt.weekday, "D"),
-        }
-    ).drop_duplicates()
-    first = weeks.groupby("account_id")["week"].min().rename("cohort_week")
-    weeks = weeks.join(first, on="account_id")
-    weeks["week_offset"] = ((weeks["week"] - weeks["cohort_week"]).dt.days // 7).astype("int64")
-    sizes = first.value_counts().rename("cohort_size")
-    retained = weeks.groupby(["cohort_week", "week_offset"]).size().rename("retained_accounts")
-    last_week = weeks["week"].max()
+    counts = counts.astype("int64")
+    sizes = counts[counts["week_offset"] == 0].set_index("cohort")["retained_accounts"]
+    last_week = int((counts["cohort"] + counts["week_offset"]).max())
     grid = pd.DataFrame(
         [
             (cohort, offset)
             for cohort in sorted(sizes.index)
-            for offset in range(int((last_week - cohort).days // 7) + 1)
+            for offset in range(last_week - int(cohort) + 1)
         ],
-        columns=["cohort_week", "week_offset"],
+        columns=["cohort", "week_offset"],
     )
-    grid = grid.join(sizes, on="cohort_week").join(retained, on=["cohort_week", "week_offset"])
+    grid = grid.merge(counts, on=["cohort", "week_offset"], how="left")
     grid["retained_accounts"] = grid["retained_accounts"].fillna(0).astype("int64")
-    grid["cohort_size"] = grid["cohort_size"].astype("int64")
+    grid["cohort_size"] = grid["cohort"].map(sizes).astype("int64")
     grid["retention_rate"] = grid["retained_accounts"] / grid["cohort_size"]
+    grid["cohort_week"] = pd.Timestamp(WEEK_EPOCH) + pd.to_timedelta(grid["cohort"] * 7, "D")
     return grid[columns]
 
 
@@ -371,14 +433,14 @@ def engagement(grouped: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     return frame.sort_values(["dt", *keys]).reset_index(drop=True)
 
 
-def queries_for_day(day: dt.date) -> dict[str, sa.TextClause]:
+def queries_for_day(day: dt.date, dialect: str = "mysql") -> dict[str, sa.TextClause]:
     """Every KPI table's warehouse query for one day, as its asset runs it (for EXPLAIN)."""
     one_day = {"first": day, "last": day}
     return {
         "kpi_daily_streams": query(DAILY_SUMS_SQL, **one_day),
         "kpi_active_users": query(ACTIVE_USERS_SQL, **windows(day)),
         "kpi_churn": query(CHURN_SQL, **churn_windows(day)),
-        "kpi_retention": query(STREAM_DAYS_SQL),
+        "kpi_retention": retention_query(dialect),
         "kpi_engagement_by_region_hour": query(REGION_HOUR_SQL, **one_day),
         "kpi_engagement_by_utc_hour": query(UTC_HOUR_SQL, **one_day),
         "kpi_top_artists": query(TOP_ARTISTS_SQL, **one_day),

@@ -183,6 +183,28 @@ class AggAccountDaily(pa.DataFrameModel):
     ms_played: Series[int] = count("Milliseconds of all plays")
     stream_ms_played: Series[int] = count("Milliseconds of streams")
     country: Series[str] = text(2, description="Country of most plays that day")
+    streamed: Series[bool] = pa.Field(
+        description="streams > 0: an equality the windowed KPIs' index can skip along",
+        metadata={"backfill": "streams > 0"},
+    )
+
+    @pa.dataframe_check(description="streamed is exactly streams > 0")
+    def streamed_means_streams(cls, df: pd.DataFrame) -> Series[bool]:
+        return df["streamed"] == (df["streams"] > 0)
+
+
+class AggAccountHourly(pa.DataFrameModel):
+    dt: Series[pd.Timestamp] = day()
+    account_id: Series[str] = text(32, str_matches=HEX_ID_PATTERN, description="Keyed HMAC")
+    utc_hour: Series[pd.Int8Dtype] = pa.Field(ge=0, le=23, description="UTC hour of started_at")
+    country: Series[str] = text(2, description="ISO 3166-1 alpha-2 of the plays")
+    local_hour: Series[pd.Int8Dtype] = pa.Field(
+        ge=0, le=23, description="Hour of started_at in the country's capital time zone"
+    )
+    platform: Series[str] = text(16, description="Normalised device family")
+    plays: Series[int] = count("All plays")
+    streams: Series[int] = count("Track plays of at least 30 seconds")
+    stream_ms_played: Series[int] = count("Milliseconds of streams")
 
 
 class AggArtistDaily(pa.DataFrameModel):

@@ -93,12 +93,18 @@ TABLE_DEFS: dict[str, TableDef] = {
             "agg_account_daily",
             schemas.AggAccountDaily,
             ("dt", "account_id"),
-            indexes=(("account_id", "dt"),),
+            indexes=(("account_id", "streamed", "dt"),),
         ),
         # Per day and artist or track: what the top lists and genre shares need, a few
         # thousand rows a day instead of a scan and sort of the day's streams.
         TableDef("agg_artist_daily", schemas.AggArtistDaily, ("dt", "artist_name")),
         TableDef("agg_track_daily", schemas.AggTrackDaily, ("dt", "track_id")),
+        # Per account, hour, country and platform: the engagement and platform KPIs.
+        TableDef(
+            "agg_account_hourly",
+            schemas.AggAccountHourly,
+            ("dt", "account_id", "utc_hour", "country", "local_hour", "platform"),
+        ),
         TableDef("kpi_daily_streams", schemas.KpiDailyStreams, ("dt",)),
         TableDef("kpi_active_users", schemas.KpiActiveUsers, ("dt",)),
         TableDef("kpi_churn", schemas.KpiChurn, ("dt",)),

@@ -17,12 +17,19 @@ from spotify_platform_tests.harness import synthetic_facts
 DAYS = 90
 ROWS_PER_DAY = 400
 LAST = dt.date(2026, 6, 30)
-FACT_TABLES = ("fact_streams", "agg_account_daily", "agg_artist_daily", "agg_track_daily")
+FACT_TABLES = (
+    "fact_streams",
+    "agg_account_daily",
+    "agg_artist_daily",
+    "agg_track_daily",
+    "agg_account_hourly",
+)
 ALIASES = {"f": "fact_streams", "g": "agg_artist_daily"}
 BUILDERS = {
     "agg_account_daily": kpis.account_daily,
     "agg_artist_daily": kpis.artist_daily,
     "agg_track_daily": kpis.track_daily,
+    "agg_account_hourly": kpis.account_hourly,
 }
 
 
@@ -104,3 +111,35 @@ def test_init_schema_moves_an_old_event_first_key_to_day_first(mysql_url: str) -
     kept = migrated.read_frame("SELECT event_id, ms_played FROM fact_streams ORDER BY event_id")
     expected = facts[["event_id", "ms_played"]].sort_values("event_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(kept, expected, check_dtype=False)
+
+
+@pytest.mark.parametrize("backend", ["mariadb", "sqlite"])
+def test_init_schema_adds_and_fills_a_new_contract_column(backend, mysql_url, tmp_path) -> None:
+    url = mysql_url if backend == "mariadb" else f"sqlite:///{tmp_path / 'w.db'}"
+    warehouse = WarehouseResource(url=url)
+    warehouse.init_schema()
+    day = dt.date(2026, 3, 3)
+    rows = kpis.account_daily(synthetic_facts(400, day, seed=5))
+    rows.loc[rows.index[:3], ["streams", "streamed"]] = [0, False]
+    warehouse.replace_days("agg_account_daily", [day], rows)
+    with warehouse.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "DROP INDEX ix_agg_account_daily_account_id_streamed_dt"
+                + ("" if backend == "sqlite" else " ON agg_account_daily")
+            )
+        )
+        conn.execute(sa.text("ALTER TABLE agg_account_daily DROP COLUMN streamed"))
+    warehouse.engine.dispose()
+
+    WarehouseResource(url=url).init_schema()
+
+    migrated = WarehouseResource(url=url)
+    kept = migrated.read_frame(
+        "SELECT account_id, streams, streamed FROM agg_account_daily ORDER BY account_id"
+    )
+    assert len(kept) == len(rows)
+    assert (kept["streamed"].astype(bool) == (kept["streams"] > 0)).all()
+    assert (~kept["streamed"].astype(bool)).sum() >= 3
+    indexes = {i["name"] for i in sa.inspect(migrated.engine).get_indexes("agg_account_daily")}
+    assert "ix_agg_account_daily_account_id_streamed_dt" in indexes

@@ -32,10 +32,10 @@ from spotify_platform.schemas import (
 )
 from spotify_platform.tables import TABLES
 
-FACTS = AssetKey(["warehouse", "fact_streams"])
 AGG = AssetKey(["warehouse", "agg_account_daily"])
 ARTISTS_DAILY = AssetKey(["warehouse", "agg_artist_daily"])
 TRACKS_DAILY = AssetKey(["warehouse", "agg_track_daily"])
+HOURLY = AssetKey(["warehouse", "agg_account_hourly"])
 COMMON = {
     "group_name": "kpis",
     "kinds": {"mysql", "pandas"},
@@ -159,7 +159,8 @@ def kpi_churn(context: AssetExecutionContext, warehouse: WarehouseResource):
 )
 def kpi_retention(context: AssetExecutionContext, warehouse: WarehouseResource):
     with warehouse.exclusive("kpi_retention"):
-        frame = KpiRetention.validate(kpis.retention(warehouse.read_frame(kpis.STREAM_DAYS_SQL)))
+        counts = warehouse.read_frame(kpis.retention_query(warehouse.dialect))
+        frame = KpiRetention.validate(kpis.retention(counts))
         warehouse.replace_all("kpi_retention", frame)
     return MaterializeResult(
         metadata={
@@ -186,7 +187,7 @@ def _ranged(
 
 @asset(
     key=["warehouse", "kpi_engagement_by_region_hour"],
-    deps=[FACTS],
+    deps=[HOURLY],
     description="Streams, listeners and minutes by country and local hour of the play's start.",
     **COMMON,
 )
@@ -204,7 +205,7 @@ def kpi_engagement_by_region_hour(
 
 @asset(
     key=["warehouse", "kpi_engagement_by_utc_hour"],
-    deps=[FACTS],
+    deps=[HOURLY],
     description="Streams, listeners and minutes by UTC hour of the play's start.",
     **COMMON,
 )
@@ -240,7 +241,7 @@ def kpi_genre_share(
 
 @asset(
     key=["warehouse", "kpi_platform_mix"],
-    deps=[FACTS],
+    deps=[HOURLY],
     description="Share of the day's plays by device family.",
     **COMMON,
 )

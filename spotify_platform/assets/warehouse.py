@@ -38,6 +38,7 @@ from spotify_platform.resources.warehouse import (
 )
 from spotify_platform.schemas import (
     AggAccountDaily,
+    AggAccountHourly,
     AggArtistDaily,
     AggTrackDaily,
     DimAccounts,
@@ -157,6 +158,13 @@ agg_track_daily = _aggregate_asset(
     ["dt", "account_id", "is_stream", "ms_played", "track_id", "track_name", "artist_name"],
     kpis.track_daily,
     AggTrackDaily,
+)
+agg_account_hourly = _aggregate_asset(
+    "agg_account_hourly",
+    "Plays and streams per account, hour, country and platform: engagement and platform mix.",
+    [*kpis.HOURLY_KEYS, "is_stream", "ms_played"],
+    kpis.account_hourly,
+    AggAccountHourly,
 )
 
 
