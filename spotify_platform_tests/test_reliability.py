@@ -223,6 +223,26 @@ def test_a_load_killed_mid_insert_leaves_the_previous_day_and_a_rerun_completes_
     assert day_summary(warehouse, DAY) == frame_summary(new)
 
 
+def test_rows_that_cannot_be_written_mid_stream_fail_the_load_and_keep_the_previous_day(
+    mysql_url: str,
+) -> None:
+    warehouse = WarehouseResource(url=mysql_url)
+    warehouse.init_schema()
+    assert warehouse.load_path == "load_data"
+    old = synthetic_facts(3_000, DAY, seed=1)
+    warehouse.replace_days("fact_streams", [DAY], old)
+    new = synthetic_facts(250_000, DAY, seed=2)
+    names = new["track_name"].astype(object)
+    # The last row only: the slices before it have already gone down the pipe to the server.
+    names.iloc[-1] = {"not": "text"}
+    new["track_name"] = names
+    with pytest.raises(RuntimeError, match="fact_streams: writing rows for LOAD DATA failed"):
+        warehouse.replace_days("fact_streams", [DAY], new)
+    assert day_summary(warehouse, DAY) == frame_summary(old), "the previous day, whole"
+    writers = [t for t in threading.enumerate() if t.name.startswith("load-data-writer")]
+    assert writers == [], "no writer thread left behind"
+
+
 def test_a_connection_killed_mid_load_is_retried_to_completion(
     mysql_url: str, mysql_server_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
