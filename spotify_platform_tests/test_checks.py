@@ -92,6 +92,34 @@ def test_orphan_track_fails_referential_integrity(built):
     assert metadata["orphan_accounts"] == 0
 
 
+@pytest.mark.parametrize("backend", ["mariadb", "sqlite"])
+def test_orphans_of_each_dimension_are_counted(backend, tmp_path, request):
+    url = request.getfixturevalue("mysql_url") if backend == "mariadb" else None
+    resources = make_resources(tmp_path, accounts=50, warehouse_url=url)
+    assert run_days(resources, DAY, DAY, instance=DagsterInstance.ephemeral())
+    expected = {}
+    with resources["warehouse"].engine.begin() as conn:
+        for name, table, column in (
+            ("tracks", "dim_tracks", "track_id"),
+            ("artists", "dim_artists", "artist_id"),
+            ("accounts", "dim_accounts", "account_id"),
+        ):
+            victim = conn.execute(
+                sa.text(
+                    f"SELECT {column} FROM fact_streams GROUP BY {column} "
+                    f"HAVING {column} IS NOT NULL ORDER BY COUNT(*) DESC LIMIT 1"
+                )
+            ).scalar()
+            expected[f"orphan_{name}"] = conn.execute(
+                sa.text(f"SELECT COUNT(*) FROM fact_streams WHERE {column} = :v"), {"v": victim}
+            ).scalar()
+            conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} = :v"), {"v": victim})
+    passed, metadata = evaluate(resources, checks.fact_streams_referential_integrity)
+    assert not passed
+    assert metadata == expected
+    assert all(n > 0 for n in expected.values())
+
+
 def test_injected_duplicate_in_staging_breaks_raw_reconciliation(built):
     resources, _ = built
     lake = resources["lake"]
