@@ -11,9 +11,22 @@ import gc
 
 import pyarrow as pa
 
+# A full collection walks every object in the process, 0.15 s with Dagster loaded: worth it
+# after a day big enough to leave much behind in reference cycles, not after each of a
+# month's small days (90 calls were 13 s of a 30-day backfill of 30k events a day).
+FULL_COLLECT_ROWS = 200_000
 
-def release_memory() -> None:
-    gc.collect()
+
+def collect_cycles(rows: int) -> None:
+    """Collect reference cycles now if `rows` rows' worth of them may be waiting."""
+    if rows >= FULL_COLLECT_ROWS:
+        gc.collect()
+
+
+def release_memory(rows: int) -> None:
+    """After `rows` rows were processed: free their cycles, and hand what the allocators
+    keep back to the system."""
+    collect_cycles(rows)
     pa.default_memory_pool().release_unused()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -108,7 +108,7 @@ def staging_streams(context: AssetExecutionContext, lake: LakeResource, identity
             f"{staged.rejected} quarantined, {staged.duplicates} duplicates"
         )
         del batches, staged
-        release_memory()
+        release_memory(stats["raw_records"])
     totals = {
         name: sum(s[name] for s in by_day.values())
         for name in ("raw_records", "staged_rows", "quarantined_rows", "duplicates_removed")

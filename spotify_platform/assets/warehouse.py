@@ -60,7 +60,9 @@ COMMON = {
 
 
 def _staged(lake: LakeResource, day: dt.date, columns: list[str] | None = None) -> pd.DataFrame:
-    return lake.read_parquet(staging_key(day), columns=columns)
+    """A staged day's columns with text left in Arrow: the aggregates hand it straight back to
+    Arrow, and a Python str per value cost 0.1-0.6 s per asset at 1M events."""
+    return lake.read_parquet(staging_key(day), columns=columns, arrow_strings=True)
 
 
 def _require_schema(warehouse: WarehouseResource) -> None:
@@ -92,7 +94,7 @@ def fact_streams(
         except WarehouseUnavailable as exc:
             raise _lost_warehouse(exc, "fact_streams", day, sorted(per_day), len(days)) from None
         del frame
-        release_memory()
+        release_memory(per_day[day.isoformat()])
     total = sum(per_day.values())
     context.log.info(f"fact_streams: {total} rows over {len(per_day)} days")
     return MaterializeResult(

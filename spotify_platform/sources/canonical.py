@@ -6,7 +6,6 @@ staged row, a duplicate, or a quarantined row with a reason naming the field.
 """
 
 import datetime as dt
-import gc
 import json
 from dataclasses import dataclass, field
 
@@ -16,7 +15,7 @@ import pandera.errors
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spotify_platform.memory import release_memory
+from spotify_platform.memory import collect_cycles, release_memory
 from spotify_platform.schemas import StagingStreams
 from spotify_platform.sources.countries import UNKNOWN_COUNTRY, local_hour
 from spotify_platform.sources.identity import event_ids, name_ids, pseudonymise, text_order
@@ -437,10 +436,11 @@ def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> Stag
     pseudonyms: dict[str, str] = {}
     result = StagedDay(day=day, streams=pd.DataFrame(), quarantine=pd.DataFrame())
     for source_file in sorted(batches):
-        raw_count += _stage_file(
+        records = _stage_file(
             source_file, batches.pop(source_file), key, day, pseudonyms, staged, rejected, result
         )
-        release_memory()
+        raw_count += records
+        release_memory(records)
 
     if len(staged) == 1:
         candidates = staged[0].reset_index(drop=True)
@@ -457,7 +457,7 @@ def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> Stag
     # pandas' `.str` accessors (pandera's string checks use them) keep Series in reference
     # cycles; collecting them here frees the day's intermediate columns before the sort
     # needs room, instead of whenever the collector next runs (often after the load).
-    gc.collect()
+    collect_cycles(len(streams))
     result.streams = _sort_by_event_id(streams)
     result.quarantine = (
         pd.concat(rejected, ignore_index=True)
