@@ -27,6 +27,11 @@ def release_memory(rows: int) -> None:
     """After `rows` rows were processed: free their cycles, and hand what the allocators
     keep back to the system."""
     collect_cycles(rows)
+    return_free_memory()
+
+
+def return_free_memory() -> None:
+    """Hand the memory that Arrow's pool and glibc hold free back to the system (a few ms)."""
     pa.default_memory_pool().release_unused()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)

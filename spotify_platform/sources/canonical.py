@@ -15,7 +15,7 @@ import pandera.errors
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spotify_platform.memory import collect_cycles, release_memory
+from spotify_platform.memory import collect_cycles, release_memory, return_free_memory
 from spotify_platform.schemas import StagingStreams
 from spotify_platform.sources.countries import UNKNOWN_COUNTRY, local_hour
 from spotify_platform.sources.identity import event_ids, name_ids, pseudonymise, text_order
@@ -419,6 +419,10 @@ def _stage_file(
             rejected.append(quarantine_records(raw, failed.index, failed, ids, source_file, day))
             frame = frame.drop(index=failed.index)
         staged.append(frame)
+        # The slice's intermediate columns are gone; what they used goes back before the
+        # next slice, or the file's raw records, its canonical rows and the allocators'
+        # leftovers add up to the day's peak.
+        return_free_memory()
     if not raw.empty:
         result.files.append(source_file)
     return len(raw) + len(batch.bad_lines)
@@ -449,16 +453,14 @@ def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> Stag
     staged.clear()
     repeated = _repeated(candidates["event_id"])
     result.duplicates = int(repeated.sum())
-    if result.duplicates:
-        candidates = candidates[~repeated]
-
-    streams = candidates[STAGING_COLUMNS]
-    del candidates
+    if list(candidates.columns) != STAGING_COLUMNS:
+        candidates = candidates[STAGING_COLUMNS]
     # pandas' `.str` accessors (pandera's string checks use them) keep Series in reference
     # cycles; collecting them here frees the day's intermediate columns before the sort
     # needs room, instead of whenever the collector next runs (often after the load).
-    collect_cycles(len(streams))
-    result.streams = _sort_by_event_id(streams)
+    collect_cycles(len(candidates))
+    result.streams = _sort_by_event_id(candidates, keep=~repeated)
+    del candidates
     result.quarantine = (
         pd.concat(rejected, ignore_index=True)
         if rejected
@@ -475,16 +477,21 @@ def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> Stag
     return result
 
 
-def _sort_by_event_id(frame: pd.DataFrame) -> pd.DataFrame:
-    """Put rows in event id order, in place: the warehouse's primary key order within a day,
-    so the loader streams them as they are. Columns are reordered one at a time, so only one
-    of them is ever held twice (the caller must hold no other reference to the frame)."""
+def _sort_by_event_id(frame: pd.DataFrame, keep: np.ndarray | None = None) -> pd.DataFrame:
+    """The rows in event id order (the warehouse's primary key order within a day, so the
+    loader streams them as they are), leaving out those `keep` marks False (the day's
+    duplicates) in the same pass. Columns move one at a time and the old one is let go, so
+    only one is ever held twice: the caller must hold no other reference to the frame."""
     order = text_order(_arrow(frame["event_id"])) if len(frame) else np.zeros(0, np.int64)
-    if not bool((np.diff(order) == 1).all()):
-        for name in list(frame.columns):
-            frame[name] = frame[name].array.take(order)
-    frame.index = pd.RangeIndex(len(frame))
-    return frame
+    if keep is not None:
+        order = order[keep[order]]
+    if len(order) == len(frame) and bool((np.diff(order) == 1).all()):
+        return frame.reset_index(drop=True)
+    columns = {}
+    for name in list(frame.columns):
+        columns[name] = frame[name].array.take(order)
+        del frame[name]
+    return pd.DataFrame(columns, copy=False)
 
 
 def _repeated(ids: pd.Series) -> np.ndarray:
