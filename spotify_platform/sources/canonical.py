@@ -15,7 +15,7 @@ import pandera.errors
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spotify_platform.memory import collect_cycles, release_memory, return_free_memory
+from spotify_platform.memory import collect_cycles, return_free_memory
 from spotify_platform.schemas import StagingStreams
 from spotify_platform.sources.countries import UNKNOWN_COUNTRY, local_hour
 from spotify_platform.sources.identity import event_ids, name_ids, pseudonymise, text_order
@@ -444,7 +444,7 @@ def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> Stag
             source_file, batches.pop(source_file), key, day, pseudonyms, staged, rejected, result
         )
         raw_count += records
-        release_memory(records)
+        return_free_memory()
 
     if len(staged) == 1:
         candidates = staged[0].reset_index(drop=True)
