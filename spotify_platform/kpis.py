@@ -306,8 +306,8 @@ WHERE first_day <= :base_end
 # dialect only in how it counts days.
 WEEK_EPOCH = dt.date(1970, 1, 5)
 WEEK_NUMBER = {
-    "sqlite": "CAST(julianday(dt) - julianday('1970-01-05') AS INTEGER) / 7",
-    "mysql": "(TO_DAYS(dt) - TO_DAYS('1970-01-05')) DIV 7",
+    "sqlite": f"CAST(julianday(dt) - julianday('{WEEK_EPOCH}') AS INTEGER) / 7",
+    "mysql": f"(TO_DAYS(dt) - TO_DAYS('{WEEK_EPOCH}')) DIV 7",
 }
 
 # Cohort sizes and retained accounts per (cohort, offset), counted in the warehouse: only a
