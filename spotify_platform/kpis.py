@@ -232,17 +232,27 @@ FROM (SELECT account_id, MAX(dt) AS last_day FROM agg_account_daily
       GROUP BY account_id) AS recent
 """
 
-TOP_ARTISTS_SQL = """
-SELECT dt, artist_name, streams, listeners, ms_played
-FROM agg_artist_daily
-WHERE dt BETWEEN :first AND :last
+# Only the rows that can make a day's top 50 leave the server: a row with 50 rows of more
+# streams ahead of it (RANK() > 50) cannot, while every row tied with the 50th is kept for
+# `dense_top`, which orders the names by code point. A month of tracks sent whole (1.2M rows)
+# was most of a 30-day run's top-tracks step.
+_TOP_SQL = """
+SELECT {columns}
+FROM (
+    SELECT {columns}, RANK() OVER (PARTITION BY dt ORDER BY streams DESC) AS streams_rank
+    FROM {table}
+    WHERE dt BETWEEN :first AND :last
+) ranked
+WHERE streams_rank <= {n}
 """
-
-TOP_TRACKS_SQL = """
-SELECT dt, track_id, track_name, artist_name, streams, listeners, ms_played
-FROM agg_track_daily
-WHERE dt BETWEEN :first AND :last
-"""
+TOP_ARTISTS_SQL = _TOP_SQL.format(
+    columns="dt, artist_name, streams, listeners, ms_played", table="agg_artist_daily", n=TOP_N
+)
+TOP_TRACKS_SQL = _TOP_SQL.format(
+    columns="dt, track_id, track_name, artist_name, streams, listeners, ms_played",
+    table="agg_track_daily",
+    n=TOP_N,
+)
 
 
 def active_users(dau: int, wau: int, mau: int, day: dt.date) -> dict:

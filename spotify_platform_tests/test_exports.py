@@ -31,7 +31,7 @@ from spotify_platform.sources.exports import (
     read_export,
     split_by_day,
 )
-from spotify_platform.sources.raw import RAW_FIELDS, parse_jsonl
+from spotify_platform.sources.raw import RAW_FIELDS, count_records, parse_jsonl
 
 AUDIOBOOK_FIELDS = (
     "audiobook_title", "audiobook_uri", "audiobook_chapter_uri", "audiobook_chapter_title",
@@ -622,3 +622,29 @@ def test_imported_exports_stage_to_the_expected_rows(tmp_path: Path, lake: LakeR
     )
     cells = {str(v) for column in rows.columns for v in rows[column].dropna().unique()}
     assert not {c for c in cells if any(p in c for p in personal)}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"",
+        b'{"a": 1}',
+        b'{"a": 1}\n{"a": 2}\n',
+        b'{"a": 1}\r\n{"a": 2}\r\n',
+        b'\n\n{"a": 1}\n\n',
+        b'{"a": 1}\n   \n\t\n{"a": 2}',
+        b'  {"a": 1}\n{"a": 2}\n \x0c\n',
+        b"not json\n{]\n",
+    ],
+)
+def test_raw_record_count_is_the_non_blank_lines(text: bytes) -> None:
+    expected = len([line for line in text.split(b"\n") if line.strip()])
+    members = gzip.compress(text[:5]) + gzip.compress(text[5:])
+    for data in (text, gzip.compress(text), members):
+        for slice_bytes in (1, 3, 8 << 20):
+            assert count_records(data, slice_bytes) == expected
+
+
+def test_raw_record_count_of_a_cut_gzip_file_is_an_error() -> None:
+    with pytest.raises(EOFError):
+        count_records(gzip.compress(b'{"a": 1}\n' * 1000)[:-12])

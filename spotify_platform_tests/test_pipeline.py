@@ -8,6 +8,7 @@ import pytest
 from dagster import DagsterInstance
 
 from spotify_platform import cli
+from spotify_platform.assets.warehouse import day_batches
 from spotify_platform.layout import quarantine_key, raw_key, raw_prefix, staging_key
 from spotify_platform.resources import LakeResource, WarehouseResource
 from spotify_platform.sources.raw import decode, encode_records
@@ -129,6 +130,30 @@ def test_rerunning_a_partition_leaves_the_warehouse_identical(resources):
     assert run_days(resources, FIRST + dt.timedelta(days=1), FIRST + dt.timedelta(days=1))
     assert table_checksums(resources) == before
     assert before["fact_streams"][0] > 0
+
+
+def test_days_batched_into_few_transactions_load_as_day_by_day(tmp_path):
+    day_by_day = make_resources(tmp_path / "a")
+    day_by_day["warehouse"] = WarehouseResource(url=f"sqlite:///{tmp_path}/a.db", batch_rows=1)
+    batched = make_resources(tmp_path / "b")
+    assert run_days(day_by_day, FIRST, FIRST + dt.timedelta(days=4))
+    assert run_days(batched, FIRST, FIRST + dt.timedelta(days=4))
+    sums = table_checksums(batched)
+    assert sums == table_checksums(day_by_day)
+    assert sums["fact_streams"][0] > 0 and sums["agg_account_hourly"][0] > 0
+
+
+def test_day_batches_group_consecutive_days_up_to_the_row_budget():
+    days = [FIRST + dt.timedelta(days=i) for i in range(6)]
+    rows = dict(zip(days, [10, 20, 90, 5, 5, 200], strict=True))
+
+    def build(day):
+        return pd.DataFrame({"dt": [pd.Timestamp(day)] * rows[day]}), rows[day]
+
+    batches = list(day_batches(days, 100, build))
+    assert [b for b, _ in batches] == [days[:3], days[3:6]]
+    assert [len(frame) for _, frame in batches] == [120, 210]
+    assert [b for b, _ in day_batches(days, 1, build)] == [[d] for d in days]
 
 
 def test_days_loaded_out_of_order_give_the_same_windowed_kpis(tmp_path):

@@ -1271,6 +1271,8 @@ def test_losing_the_warehouse_mid_range_fails_clearly_and_a_rerun_finishes(
     proxy = CuttableProxy(target.host or "127.0.0.1", target.port or 3306)
     through_proxy = target.set(port=proxy.port).render_as_string(hide_password=False)
     resources = make_resources(tmp_path, warehouse_url=through_proxy, accounts=RANGE_ACCOUNTS)
+    # One day per transaction, so the cut falls between two loaded days.
+    resources["warehouse"] = WarehouseResource(url=through_proxy, batch_rows=1)
     loaded: list[dt.date] = []
     replace_days = WarehouseResource.replace_days
 

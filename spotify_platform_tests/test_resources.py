@@ -122,3 +122,47 @@ def test_server_refusing_load_data_falls_back_to_inserts(tmp_path, mysql_url, my
         with admin.begin() as conn:
             conn.execute(sa.text("SET GLOBAL local_infile = 1"))
         admin.dispose()
+
+
+@pytest.mark.parametrize("backend", ["mariadb", "sqlite"])
+def test_upsert_updates_existing_keys_and_inserts_new_ones(backend, tmp_path, request):
+    url = (
+        request.getfixturevalue("mysql_url")
+        if backend == "mariadb"
+        else f"sqlite:///{tmp_path / 'w.db'}"
+    )
+    warehouse = WarehouseResource(url=url)
+    warehouse.init_schema()
+    first = pd.DataFrame(
+        {
+            "account_id": ["a1", "a2"],
+            "first_stream_dt": pd.to_datetime(["2026-03-01", "2026-03-02"]),
+            "last_stream_dt": pd.to_datetime(["2026-03-05", "2026-03-02"]),
+            "active_days": [3, 1],
+            "home_country": ["SE", "'\\"],
+        }
+    )
+    assert warehouse.upsert("dim_accounts", first) == 2
+    assert warehouse.read_table("dim_accounts")["home_country"].tolist() == ["SE", "'\\"]
+    second = pd.DataFrame(
+        {
+            "account_id": ["a3", "a2"],
+            "first_stream_dt": pd.to_datetime(["2026-03-04", "2026-03-02"]),
+            "last_stream_dt": pd.to_datetime([None, "2026-03-09"]),
+            "active_days": [0, 4],
+            "home_country": ["BR", "JP"],
+        }
+    )
+    assert warehouse.upsert("dim_accounts", second) == 2
+    stored = warehouse.read_table("dim_accounts").sort_values("account_id", ignore_index=True)
+    assert stored["account_id"].tolist() == ["a1", "a2", "a3"]
+    assert stored["active_days"].tolist() == [3, 4, 0]
+    assert stored["home_country"].tolist() == ["SE", "JP", "BR"]
+    last = pd.to_datetime(stored["last_stream_dt"]).dt.strftime("%Y-%m-%d").fillna("-")
+    assert last.tolist() == ["2026-03-05", "2026-03-09", "-"]
+    only_names = second.assign(active_days=[7, 7], home_country=["XX", "XX"])
+    warehouse.upsert("dim_accounts", only_names, update=["active_days"])
+    stored = warehouse.read_table("dim_accounts").sort_values("account_id", ignore_index=True)
+    assert stored["active_days"].tolist() == [3, 7, 7]
+    assert stored["home_country"].tolist() == ["SE", "JP", "BR"]
+    warehouse.engine.dispose()

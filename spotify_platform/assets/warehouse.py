@@ -3,7 +3,7 @@
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pandas as pd
 import sqlalchemy as sa
@@ -74,6 +74,57 @@ def _require_schema(warehouse: WarehouseResource) -> None:
         )
 
 
+def day_batches(
+    days: list[dt.date], batch_rows: int, build: Callable[[dt.date], tuple[pd.DataFrame, int]]
+) -> Iterator[tuple[list[dt.date], pd.DataFrame]]:
+    """Consecutive days' frames put together until they stand for `batch_rows` staged rows.
+
+    `build(day)` gives a day's frame and the staged rows it stands for. Each batch is loaded
+    in one transaction: a month of small days goes in a few, and a big day alone, as before.
+    """
+    batch: list[dt.date] = []
+    frames: list[pd.DataFrame] = []
+    weight = 0
+    for day in days:
+        frame, rows = build(day)
+        batch.append(day)
+        frames.append(frame)
+        weight += rows
+        if weight >= batch_rows:
+            yield batch, _joined(frames)
+            batch, frames, weight = [], [], 0
+    if batch:
+        yield batch, _joined(frames)
+
+
+def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    if len(frames) == 1:
+        return frames[0]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _load_batches(
+    warehouse: WarehouseResource,
+    table: str,
+    days: list[dt.date],
+    build: Callable[[dt.date], tuple[pd.DataFrame, int]],
+    validate: Callable[[pd.DataFrame], pd.DataFrame] = lambda frame: frame,
+) -> dict[str, int]:
+    """Replace `table`'s rows for `days`, batch by batch; rows loaded per day."""
+    per_day: dict[str, int] = {}
+    for batch, frame in day_batches(days, warehouse.batch_rows, build):
+        frame = validate(frame)
+        counts = pd.to_datetime(frame["dt"]).value_counts()
+        try:
+            rows = warehouse.replace_days(table, batch, frame)
+        except WarehouseUnavailable as exc:
+            raise _lost_warehouse(exc, table, batch, sorted(per_day), len(days)) from None
+        per_day.update({d.isoformat(): int(counts.get(pd.Timestamp(d), 0)) for d in batch})
+        del frame
+        release_memory(rows)
+    return per_day
+
+
 @asset(
     key=["warehouse", "fact_streams"],
     deps=[STAGING],
@@ -85,16 +136,12 @@ def fact_streams(
 ) -> MaterializeResult:
     warehouse.check_connection()
     _require_schema(warehouse)
-    days = days_of(context)
-    per_day: dict[str, int] = {}
-    for day in days:
+
+    def staged_day(day: dt.date) -> tuple[pd.DataFrame, int]:
         frame = lake.read_parquet(staging_key(day), arrow_strings=True)
-        try:
-            per_day[day.isoformat()] = warehouse.replace_days("fact_streams", [day], frame)
-        except WarehouseUnavailable as exc:
-            raise _lost_warehouse(exc, "fact_streams", day, sorted(per_day), len(days)) from None
-        del frame
-        release_memory(per_day[day.isoformat()])
+        return frame, len(frame)
+
+    per_day = _load_batches(warehouse, "fact_streams", days_of(context), staged_day)
     total = sum(per_day.values())
     context.log.info(f"fact_streams: {total} rows over {len(per_day)} days")
     return MaterializeResult(
@@ -125,17 +172,12 @@ def _aggregate_asset(
     def _aggregate(
         context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
     ) -> MaterializeResult:
-        rows = 0
-        days = days_of(context)
-        done: list[str] = []
-        for day in days:
-            frame = model.validate(build(_staged(lake, day, columns)))
-            try:
-                rows += warehouse.replace_days(table, [day], frame)
-            except WarehouseUnavailable as exc:
-                raise _lost_warehouse(exc, table, day, done, len(days)) from None
-            done.append(day.isoformat())
-        return MaterializeResult(metadata={"rows": rows})
+        def aggregated_day(day: dt.date) -> tuple[pd.DataFrame, int]:
+            staged = _staged(lake, day, columns)
+            return build(staged), len(staged)
+
+        per_day = _load_batches(warehouse, table, days_of(context), aggregated_day, model.validate)
+        return MaterializeResult(metadata={"rows": sum(per_day.values())})
 
     return _aggregate
 
@@ -171,19 +213,24 @@ agg_account_hourly = _aggregate_asset(
 
 
 def _lost_warehouse(
-    exc: WarehouseUnavailable, table: str, day: dt.date, done: list[str], total: int
+    exc: WarehouseUnavailable, table: str, batch: list[dt.date], done: list[str], total: int
 ) -> Failure:
     """The warehouse went away in the middle of a range: say what stays and what to do.
 
-    Each day is its own transaction, so the days before the failure are loaded for good and
-    the failing day still holds its previous version; running the range again finishes it.
+    Each batch of days is its own transaction, so the days before the failure are loaded for
+    good and the failing batch still holds its previous version; running the range again
+    finishes it.
     """
+    if len(batch) == 1:
+        failed, kept = batch[0].isoformat(), "that day keeps its"
+    else:
+        failed, kept = f"{batch[0]}..{batch[-1]}", "those days keep their"
     return Failure(
         description=(
-            f"{exc}. {table}: {len(done)} of {total} days were loaded before {day} failed and "
-            "stay loaded; that day keeps its previous rows. Run the same range again to finish."
+            f"{exc}. {table}: {len(done)} of {total} days were loaded before {failed} failed "
+            f"and stay loaded; {kept} previous rows. Run the same range again to finish."
         ),
-        metadata={"days_loaded": done, "failed_day": day.isoformat()},
+        metadata={"days_loaded": done, "failed_days": [d.isoformat() for d in batch]},
     )
 
 
@@ -250,7 +297,8 @@ def dim_tracks(
 ) -> MaterializeResult:
     columns = ["track_id", "track_name", "artist_id", "artist_name", "album_name"]
     seen = pd.concat([_staged(lake, d, columns) for d in days_of(context)], ignore_index=True)
-    seen = seen.dropna(subset=["track_id"]).drop_duplicates("track_id")
+    # De-duplicated first: dropna on a million Arrow strings took 0.5 s, on the distinct few 0.
+    seen = seen.drop_duplicates("track_id").dropna(subset=["track_id"])
     new_ids = sorted(
         set(seen["track_id"])
         - _existing_ids(warehouse, "dim_tracks", "track_id", sorted(seen["track_id"]))
@@ -309,8 +357,8 @@ def dim_artists(
             [_staged(lake, d, ["artist_id", "artist_name"]) for d in days_of(context)],
             ignore_index=True,
         )
-        .dropna()
         .drop_duplicates("artist_id")
+        .dropna()
     )
     new_ids = sorted(
         set(seen["artist_id"])
@@ -354,6 +402,16 @@ def _spotify_artist_ids(warehouse: WarehouseResource, artist_ids: list[str]) -> 
     )
 
 
+# Every day of the accounts that streamed or played in the run's days, in one statement (IN
+# lists of a thousand ids each took 0.9 s for a 1M-play day's 44k accounts).
+ACCOUNT_HISTORY_SQL = """
+SELECT account_id, dt, streams, country FROM agg_account_daily
+WHERE account_id IN (
+    SELECT account_id FROM agg_account_daily WHERE dt BETWEEN :first AND :last
+)
+"""
+
+
 @asset(
     key=["warehouse", "dim_accounts"],
     deps=[AssetKey(["warehouse", "agg_account_daily"])],
@@ -365,20 +423,8 @@ def dim_accounts(context: AssetExecutionContext, warehouse: WarehouseResource) -
     # Another run may be loading other days of these accounts: summaries are computed and
     # written in turns, so the last writer has seen every day the other one loaded.
     with warehouse.exclusive("dim_accounts"):
-        touched = warehouse.read_frame(
-            kpis.query(
-                "SELECT DISTINCT account_id FROM agg_account_daily "
-                "WHERE dt BETWEEN :first AND :last",
-                first=days[0],
-                last=days[-1],
-            )
-        )["account_id"].tolist()
-        history = _select_in(
-            warehouse,
-            "agg_account_daily",
-            ["account_id", "dt", "streams", "country"],
-            "account_id",
-            touched,
+        history = warehouse.read_frame(
+            kpis.query(ACCOUNT_HISTORY_SQL, first=days[0], last=days[-1])
         )
         frame = DimAccounts.validate(account_summary(history))
         warehouse.upsert("dim_accounts", frame)

@@ -9,7 +9,11 @@ from spotify_platform.resources.lake import DEFAULT_LAKE_URL, LakeResource
 from spotify_platform.resources.simulator import DEFAULT_EPOCH, SimulatorResource
 from spotify_platform.resources.spotify import OfflineCatalogResource, SpotifyCatalogResource
 from spotify_platform.resources.spotify_accounts import build_spotify_accounts
-from spotify_platform.resources.warehouse import DEFAULT_WAREHOUSE_URL, WarehouseResource
+from spotify_platform.resources.warehouse import (
+    DEFAULT_BATCH_ROWS,
+    DEFAULT_WAREHOUSE_URL,
+    WarehouseResource,
+)
 
 
 def _env(name: str, default: object = None) -> object:
@@ -32,6 +36,7 @@ def build_resources() -> dict[str, object]:
         "warehouse": WarehouseResource(
             url=_env("WAREHOUSE_URL", DEFAULT_WAREHOUSE_URL),
             ssl_ca=_env("WAREHOUSE_SSL_CA"),
+            batch_rows=_env_int("WAREHOUSE_BATCH_ROWS", DEFAULT_BATCH_ROWS),
         ),
         "identity": IdentityResource(hmac_key=_env("ACCOUNT_HMAC_KEY")),
         "simulator": SimulatorResource(

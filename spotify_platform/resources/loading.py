@@ -87,8 +87,14 @@ def rows(
     return names, list(zip(*columns, strict=True))
 
 
-def insert_many(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:
-    """INSERT through DB-API executemany with plain tuples (no per-row SQLAlchemy work)."""
+def insert_many(
+    conn: sa.Connection, table: sa.Table, frame: pd.DataFrame, update: list[str] | None = None
+) -> int:
+    """INSERT through DB-API executemany with plain tuples (no per-row SQLAlchemy work).
+
+    With `update`, rows whose primary key exists have those columns overwritten instead (an
+    upsert); an empty list keeps the existing rows as they are.
+    """
     if frame.empty:
         return 0
     dialect = conn.dialect
@@ -99,12 +105,28 @@ def insert_many(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> in
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
         f"VALUES ({', '.join([marker] * len(names))})"
     )
+    if update is not None:
+        statement += _on_conflict(dialect.name, table, update)
     # Tuples are made one chunk at a time: a million rows of Python tuples at once would
     # double the memory the frame already takes.
     for start in range(0, len(frame), EXECUTEMANY_CHUNK_ROWS):
         _, values = rows(frame.iloc[start : start + EXECUTEMANY_CHUNK_ROWS], table, dialect.name)
         conn.exec_driver_sql(statement, values)
     return len(frame)
+
+
+def _on_conflict(dialect: str, table: sa.Table, update: list[str]) -> str:
+    """The upsert clause of each dialect. PyMySQL still packs the rows into multi-row
+    statements with it, as its executemany recognises a trailing ON DUPLICATE KEY UPDATE."""
+    keys = [c.name for c in table.primary_key.columns]
+    if dialect == "sqlite":
+        target = ", ".join(f'"{k}"' for k in keys)
+        if not update:
+            return f" ON CONFLICT ({target}) DO NOTHING"
+        sets = ", ".join(f'"{c}" = excluded."{c}"' for c in update)
+        return f" ON CONFLICT ({target}) DO UPDATE SET {sets}"
+    sets = ", ".join(f"`{c}` = VALUES(`{c}`)" for c in (update or keys[:1]))
+    return f" ON DUPLICATE KEY UPDATE {sets}"
 
 
 def _arrow(series: pd.Series) -> pa.Array:

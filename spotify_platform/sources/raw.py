@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -161,12 +162,59 @@ def decode(data: bytes) -> bytes:
     return igzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
 
 
+# Bytes that bytes.strip() removes: a line starting with one of them may be blank.
+_WHITESPACE = np.zeros(256, dtype=bool)
+_WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True
+
+
 def count_records(data: bytes, slice_bytes: int = 8 << 20) -> int:
     """Lines holding anything but whitespace, in a raw file (gzip or plain).
 
     Counted slice by slice, apart from the parser, so a check can hold the parser to it
-    without the whole text (or a million line objects) in memory.
+    without the whole text (or a million line objects) in memory. Where no line starts with
+    whitespace every line counts, and numpy finds the newlines (0.8 s for a 1M-event day,
+    against 2.0 s splitting lines); otherwise each line is looked at.
     """
+    counted = _count_unindented_lines(_text_slices(data, slice_bytes))
+    return counted if counted is not None else _count_non_blank_lines(data, slice_bytes)
+
+
+def _text_slices(data: bytes, slice_bytes: int) -> Iterator[bytes]:
+    """A raw file's text slice by slice: a gzip file inflated member after member."""
+    if data[:2] != b"\x1f\x8b":
+        for start in range(0, len(data), slice_bytes):
+            yield data[start : start + slice_bytes]
+        return
+    compressed = memoryview(data)
+    while len(compressed):
+        inflate = isal_zlib.decompressobj(wbits=31)
+        position = 0
+        while not inflate.eof:
+            if position >= len(compressed):
+                raise EOFError("gzip stream ends before its end marker")
+            yield inflate.decompress(compressed[position : position + GZIP_SLICE_BYTES])
+            position += GZIP_SLICE_BYTES
+        compressed = memoryview(inflate.unused_data + bytes(compressed[position:]))
+
+
+def _count_unindented_lines(slices: Iterator[bytes]) -> int | None:
+    """The number of lines, or None as soon as a line starts with whitespace."""
+    count, after_newline = 0, True
+    for chunk in slices:
+        if not chunk:
+            continue
+        text = np.frombuffer(chunk, dtype=np.uint8)
+        newlines = np.flatnonzero(text == 10)
+        starts = newlines + 1
+        starts = starts[starts < len(text)]
+        if (after_newline and _WHITESPACE[text[0]]) or _WHITESPACE[text[starts]].any():
+            return None
+        count += len(newlines)
+        after_newline = text[-1] == 10
+    return count + (0 if after_newline else 1)
+
+
+def _count_non_blank_lines(data: bytes, slice_bytes: int) -> int:
     stream = _GzipLines(data) if data[:2] == b"\x1f\x8b" else io.BytesIO(data)
     count, tail = 0, b""
     while chunk := stream.read(slice_bytes):
