@@ -36,6 +36,7 @@ def test_lake_round_trip_on_s3(s3_endpoint, s3_bucket):
     pd.testing.assert_frame_equal(lake.read_parquet("a/b.parquet"), frame)
     lake.move("a/b.parquet", "c/d.parquet")
     assert not lake.exists("a/b.parquet") and lake.exists("c/d.parquet")
+    assert lake.size("c/d.parquet") == len(lake.read_bytes("c/d.parquet")) > 0
 
 
 def test_missing_bucket_fails_at_once_naming_it(s3_endpoint):

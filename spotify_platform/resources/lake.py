@@ -115,6 +115,13 @@ class LakeResource(ConfigurableResource):
             return buffer.getvalue()
         return (self.root / key).read_bytes()
 
+    def size(self, key: str) -> int:
+        """Bytes stored under a key."""
+        if self.is_s3:
+            head = self._s3().head_object(Bucket=self.bucket, Key=self.prefix + key)
+            return int(head["ContentLength"])
+        return (self.root / key).stat().st_size
+
     def exists(self, key: str) -> bool:
         if self.is_s3:
             try:
