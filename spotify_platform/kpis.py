@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 TOP_N = 50
@@ -54,10 +55,18 @@ def _content_daily(
 
     Arrow's hash aggregation: pandas would take a string minimum or a distinct count of a
     million accounts through Python objects (10 s against 0.3 s for a 1M-stream day).
+    Accounts are counted by their dictionary codes: Arrow's distinct count of the 32-char
+    ids took 0.9 s of a 1M-play day's 1.1 s, of int32 codes 0.2 s.
     """
     streams = plays[plays["is_stream"].astype(bool) & plays[key].notna()]
     table = pa.Table.from_pandas(
         streams[["dt", key, "account_id", "ms_played", *names]], preserve_index=False
+    )
+    accounts = table.column("account_id").combine_chunks()
+    table = table.set_column(
+        table.schema.get_field_index("account_id"),
+        "account_id",
+        pc.dictionary_encode(accounts).indices,
     )
     measures = {
         "streams": ("account_id", "count"),

@@ -125,15 +125,18 @@ def test_server_refusing_load_data_falls_back_to_inserts(tmp_path, mysql_url, my
         admin.dispose()
 
 
-@pytest.mark.parametrize("backend", ["mariadb", "sqlite"])
+@pytest.mark.parametrize("backend", ["mariadb", "mariadb-insert", "sqlite"])
 def test_upsert_updates_existing_keys_and_inserts_new_ones(backend, tmp_path, request):
     url = (
         request.getfixturevalue("mysql_url")
-        if backend == "mariadb"
+        if backend.startswith("mariadb")
         else f"sqlite:///{tmp_path / 'w.db'}"
     )
-    warehouse = WarehouseResource(url=url)
+    warehouse = WarehouseResource(
+        url=url, bulk_load="insert" if backend == "mariadb-insert" else "auto"
+    )
     warehouse.init_schema()
+    assert warehouse.load_path == ("load_data" if backend == "mariadb" else "insert")
     first = pd.DataFrame(
         {
             "account_id": ["a1", "a2"],

@@ -233,9 +233,11 @@ def _tsv_lines(part: pd.DataFrame, table: sa.Table, names: list[str]) -> pa.Arra
     return pc.binary_join_element_wise(line, pa.scalar("\n"), "")
 
 
-def load_data(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:
+def load_data(
+    conn: sa.Connection, table: sa.Table, frame: pd.DataFrame, replace: bool = False
+) -> int:
     """LOAD DATA LOCAL INFILE of the frame as TSV in primary key order; part of the caller's
-    transaction.
+    transaction. With `replace`, a row whose key exists takes the place of the stored one.
 
     The text is made in row slices while the server loads it, through a named pipe: making
     it takes a quarter of a million-row load, which would otherwise come before the load
@@ -251,7 +253,8 @@ def load_data(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:
     with tempfile.TemporaryDirectory(prefix=f"{table.name}.") as folder:
         path = os.path.join(folder, "rows.tsv")
         statement = (
-            f"LOAD DATA LOCAL INFILE '{_sql_path(path)}' INTO TABLE {quote(table.name)} "
+            f"LOAD DATA LOCAL INFILE '{_sql_path(path)}' {'REPLACE ' if replace else ''}"
+            f"INTO TABLE {quote(table.name)} "
             "CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
             f"LINES TERMINATED BY '\\n' ({', '.join(quote(n) for n in names)})"
         )
@@ -275,8 +278,9 @@ def load_data(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:
                 raise RuntimeError(f"{table.name}: writing rows for LOAD DATA failed") from (
                     writer.error
                 )
-    # A writer that stopped early ends the pipe like a short file: the count tells them apart.
-    if loaded != len(frame):
+    # A writer that stopped early ends the pipe like a short file: the count tells them apart
+    # (a replaced row counts twice, as its delete and its insert).
+    if not (len(frame) <= loaded <= (2 * len(frame) if replace else len(frame))):
         raise RuntimeError(f"{table.name}: LOAD DATA took {loaded} of {len(frame)} rows")
     return len(frame)
 
