@@ -121,6 +121,9 @@ def _built_ahead(
 
 
 def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The frames one after the other; days without rows are left out, as their all-null
+    columns would change the joined dtypes."""
+    frames = [frame for frame in frames if len(frame)] or frames[:1]
     if len(frames) == 1:
         return frames[0]
     return pd.concat(frames, ignore_index=True)
