@@ -3,9 +3,7 @@
 import datetime as dt
 import hashlib
 import json
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import pandas as pd
 import sqlalchemy as sa
@@ -52,7 +50,6 @@ from spotify_platform.tables import TABLES
 
 STAGING = AssetKey(["lake", "staging_streams"])
 IN_CHUNK = 1000
-AGGREGATE_AHEAD = 2
 COMMON = {
     "group_name": "warehouse",
     "kinds": {"mysql", "pandas"},
@@ -81,18 +78,17 @@ def day_batches(
     days: list[dt.date],
     batch_rows: int,
     build: Callable[[dt.date], tuple[pd.DataFrame, int]],
-    ahead: int = 0,
 ) -> Iterator[tuple[list[dt.date], pd.DataFrame]]:
     """Consecutive days' frames put together until they stand for `batch_rows` staged rows.
 
     `build(day)` gives a day's frame and the staged rows it stands for. Each batch is loaded
     in one transaction: a month of small days goes in a few, and a big day alone, as before.
-    With `ahead`, that many days are built in threads while the caller loads the last batch.
     """
     batch: list[dt.date] = []
     frames: list[pd.DataFrame] = []
     weight = 0
-    for day, (frame, rows) in zip(days, _built_ahead(build, days, ahead), strict=True):
+    for day in days:
+        frame, rows = build(day)
         batch.append(day)
         frames.append(frame)
         weight += rows
@@ -101,23 +97,6 @@ def day_batches(
             batch, frames, weight = [], [], 0
     if batch:
         yield batch, _joined(frames)
-
-
-def _built_ahead(
-    build: Callable[[dt.date], tuple[pd.DataFrame, int]], days: list[dt.date], ahead: int
-) -> Iterator[tuple[pd.DataFrame, int]]:
-    """`build` of each day in order, at most `ahead` days built before they are asked for."""
-    if ahead <= 0 or len(days) < 2:
-        yield from map(build, days)
-        return
-    with ThreadPoolExecutor(ahead, thread_name_prefix="build-day") as pool:
-        pending: deque[Future] = deque()
-        for day in days:
-            pending.append(pool.submit(build, day))
-            if len(pending) > ahead:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
 
 def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -135,11 +114,10 @@ def _load_batches(
     days: list[dt.date],
     build: Callable[[dt.date], tuple[pd.DataFrame, int]],
     validate: Callable[[pd.DataFrame], pd.DataFrame] = lambda frame: frame,
-    ahead: int = 0,
 ) -> dict[str, int]:
     """Replace `table`'s rows for `days`, batch by batch; rows loaded per day."""
     per_day: dict[str, int] = {}
-    for batch, frame in day_batches(days, warehouse.batch_rows, build, ahead):
+    for batch, frame in day_batches(days, warehouse.batch_rows, build):
         frame = validate(frame)
         counts = pd.to_datetime(frame["dt"]).value_counts()
         try:
@@ -203,11 +181,7 @@ def _aggregate_asset(
             staged = _staged(lake, day, columns)
             return build(staged), len(staged)
 
-        # Aggregates are small beside the staged day: two days are read and grouped in
-        # threads (Arrow lets go of the GIL) while the previous batch is checked and loaded.
-        per_day = _load_batches(
-            warehouse, table, days_of(context), aggregated_day, model.validate, AGGREGATE_AHEAD
-        )
+        per_day = _load_batches(warehouse, table, days_of(context), aggregated_day, model.validate)
         return MaterializeResult(metadata={"rows": sum(per_day.values())})
 
     return _aggregate
