@@ -94,6 +94,8 @@ def _facts(tmp_path) -> pd.DataFrame:
 def test_load_data_and_insert_paths_store_the_same_rows(tmp_path, mysql_url):
     facts = _facts(tmp_path)
     facts.loc[facts.index[0], "track_name"] = "tab\there\nnew line \\ back'slash \"quote\" 🔥"
+    # The file goes to the server as binary: multi-byte text and NULL look-alikes must survive.
+    facts.loc[facts.index[1], "album_name"] = "東京の夜 \\N NULL e\u0301 \U0001f3b8"
     fast = WarehouseResource(url=mysql_url)
     fast.init_schema()
     assert fast.load_path == "load_data"
@@ -106,6 +108,7 @@ def test_load_data_and_insert_paths_store_the_same_rows(tmp_path, mysql_url):
     pd.testing.assert_frame_equal(via_load, via_insert)
     assert len(via_load) == len(facts)
     assert "tab\there\nnew line \\ back'slash \"quote\" 🔥" in set(via_load["track_name"])
+    assert "東京の夜 \\N NULL e\u0301 \U0001f3b8" in set(via_load["album_name"])
 
 
 def test_server_refusing_load_data_falls_back_to_inserts(tmp_path, mysql_url, mysql_server_url):

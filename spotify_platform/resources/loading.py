@@ -31,11 +31,20 @@ def _is(sql_type: sa.types.TypeEngine, kind: type | tuple[type, ...]) -> bool:
     return isinstance(sql_type, kind)
 
 
+def _as_datetimes(series: pd.Series) -> pd.Series:
+    """`pd.to_datetime`, skipped for columns that hold datetimes already: it would first
+    turn thousands of their values into Timestamps to decide whether to cache (0.4 s of a
+    million-row load's 1.5 s of text)."""
+    if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(series):
+        return series
+    return pd.to_datetime(series)
+
+
 def _datetime_text(series: pd.Series, unit: str, separator: str) -> np.ndarray:
     values = series
     if isinstance(series.dtype, pd.DatetimeTZDtype):
         values = series.dt.tz_convert("UTC").dt.tz_localize(None)
-    array = pd.to_datetime(values).to_numpy(dtype="datetime64[ns]")
+    array = _as_datetimes(values).to_numpy(dtype="datetime64[ns]")
     text = np.datetime_as_string(array.astype(f"datetime64[{unit}]"), unit=unit)
     if separator != "T":
         text = np.char.replace(text, "T", separator)
@@ -51,13 +60,13 @@ def column_values(
     """
     missing = series.isna().to_numpy()
     if typed and _is(sql_type, (sa.Date, sa.DateTime)):
-        values = pd.to_datetime(series)
+        values = _as_datetimes(series)
         if isinstance(values.dtype, pd.DatetimeTZDtype):
             values = values.dt.tz_convert("UTC").dt.tz_localize(None)
         objects = values.dt.date if _is(sql_type, sa.Date) else values.dt.to_pydatetime()
         values = np.asarray(objects, dtype=object)
     elif _is(sql_type, sa.Date):
-        array = pd.to_datetime(series).to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+        array = _as_datetimes(series).to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
         values = np.datetime_as_string(array, unit="D").astype(object)
     elif _is(sql_type, sa.DateTime):
         unit = "us" if dialect == "sqlite" else "ms"
@@ -137,7 +146,7 @@ def _arrow(series: pd.Series) -> pa.Array:
 
 def _instants(series: pd.Series, unit: str) -> pa.Array:
     """Naive UTC datetimes (or dates) as an Arrow timestamp array of `unit`."""
-    values = pd.to_datetime(series)
+    values = _as_datetimes(series)
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         values = values.dt.tz_convert("UTC").dt.tz_localize(None)
     return pa.array(values.to_numpy(dtype="datetime64[ns]").astype(f"datetime64[{unit}]"))
@@ -242,6 +251,11 @@ def load_data(
     The text is made in row slices while the server loads it, through a named pipe: making
     it takes a quarter of a million-row load, which would otherwise come before the load
     instead of beside it. Where there are no named pipes it goes through a temporary file.
+
+    The file is declared binary although its text is UTF-8 (Arrow strings): MariaDB then
+    splits the lines without decoding them, and still checks each value against its utf8mb4
+    column (a bad byte sequence gets the same warning). The same rows are stored, and a
+    1M-row day loaded in 6.7 s of server time instead of 7.9 s.
     """
     if frame.empty:
         return 0
@@ -255,7 +269,7 @@ def load_data(
         statement = (
             f"LOAD DATA LOCAL INFILE '{_sql_path(path)}' {'REPLACE ' if replace else ''}"
             f"INTO TABLE {quote(table.name)} "
-            "CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
+            "CHARACTER SET binary FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
             f"LINES TERMINATED BY '\\n' ({', '.join(quote(n) for n in names)})"
         )
 
