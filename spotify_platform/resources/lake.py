@@ -22,6 +22,7 @@ from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
 DEFAULT_LAKE_URL = "file://.data/lake"
+PARQUET_ROW_GROUP_ROWS = 131_072
 
 
 class LakeUnavailable(RuntimeError):
@@ -182,10 +183,14 @@ class LakeResource(ConfigurableResource):
         os.replace(self.root / source, destination)
 
     def write_parquet(self, key: str, frame: pd.DataFrame) -> int:
-        """Write a frame as Parquet (zstd); returns the object's size in bytes."""
+        """Write a frame as Parquet (zstd); returns the object's size in bytes.
+
+        Row groups of PARQUET_ROW_GROUP_ROWS: a million-row day in one group took 0.35-0.77 s
+        to read back, in eight 0.27 s (Arrow decodes groups in parallel, in smaller buffers).
+        """
         buffer = io.BytesIO()
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        pq.write_table(table, buffer, compression="zstd")
+        pq.write_table(table, buffer, compression="zstd", row_group_size=PARQUET_ROW_GROUP_ROWS)
         data = buffer.getvalue()
         self.write_bytes(key, data)
         return len(data)
