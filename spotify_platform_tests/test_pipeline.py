@@ -147,13 +147,13 @@ def test_day_batches_group_consecutive_days_up_to_the_row_budget():
     days = [FIRST + dt.timedelta(days=i) for i in range(6)]
     rows = dict(zip(days, [10, 20, 90, 5, 5, 200], strict=True))
 
-    def build(day):
-        return pd.DataFrame({"dt": [pd.Timestamp(day)] * rows[day]}), rows[day]
+    def read(day):
+        return pd.DataFrame({"dt": [pd.Timestamp(day)] * rows[day]})
 
-    batches = list(day_batches(days, 100, build))
+    batches = list(day_batches(days, 100, read))
     assert [b for b, _ in batches] == [days[:3], days[3:6]]
     assert [len(frame) for _, frame in batches] == [120, 210]
-    assert [b for b, _ in day_batches(days, 1, build)] == [[d] for d in days]
+    assert [b for b, _ in day_batches(days, 1, read)] == [[d] for d in days]
 
 
 def test_days_loaded_out_of_order_give_the_same_windowed_kpis(tmp_path):

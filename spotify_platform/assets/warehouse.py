@@ -75,23 +75,21 @@ def _require_schema(warehouse: WarehouseResource) -> None:
 
 
 def day_batches(
-    days: list[dt.date],
-    batch_rows: int,
-    build: Callable[[dt.date], tuple[pd.DataFrame, int]],
+    days: list[dt.date], batch_rows: int, read: Callable[[dt.date], pd.DataFrame]
 ) -> Iterator[tuple[list[dt.date], pd.DataFrame]]:
-    """Consecutive days' frames put together until they stand for `batch_rows` staged rows.
+    """Consecutive days' staged rows put together until there are `batch_rows` of them.
 
-    `build(day)` gives a day's frame and the staged rows it stands for. Each batch is loaded
-    in one transaction: a month of small days goes in a few, and a big day alone, as before.
+    Each batch is loaded in one transaction: a month of small days goes in a few, and a big
+    day alone, as before.
     """
     batch: list[dt.date] = []
     frames: list[pd.DataFrame] = []
     weight = 0
     for day in days:
-        frame, rows = build(day)
+        frame = read(day)
         batch.append(day)
         frames.append(frame)
-        weight += rows
+        weight += len(frame)
         if weight >= batch_rows:
             yield batch, _joined(frames)
             batch, frames, weight = [], [], 0
@@ -112,13 +110,19 @@ def _load_batches(
     warehouse: WarehouseResource,
     table: str,
     days: list[dt.date],
-    build: Callable[[dt.date], tuple[pd.DataFrame, int]],
-    validate: Callable[[pd.DataFrame], pd.DataFrame] = lambda frame: frame,
+    read: Callable[[dt.date], pd.DataFrame],
+    build: Callable[[pd.DataFrame], pd.DataFrame] = lambda frame: frame,
 ) -> dict[str, int]:
-    """Replace `table`'s rows for `days`, batch by batch; rows loaded per day."""
+    """Replace `table`'s rows for `days` by `build` of their staged rows, batch by batch;
+    rows loaded per day.
+
+    `build` sees a whole batch at once (it groups by dt among its keys): 30 small days built
+    one by one paid its fixed cost 30 times, 1 s of a month's four aggregates.
+    """
     per_day: dict[str, int] = {}
-    for batch, frame in day_batches(days, warehouse.batch_rows, build):
-        frame = validate(frame)
+    for batch, staged in day_batches(days, warehouse.batch_rows, read):
+        frame = build(staged)
+        del staged
         counts = pd.to_datetime(frame["dt"]).value_counts()
         try:
             rows = warehouse.replace_days(table, batch, frame)
@@ -142,9 +146,8 @@ def fact_streams(
     warehouse.check_connection()
     _require_schema(warehouse)
 
-    def staged_day(day: dt.date) -> tuple[pd.DataFrame, int]:
-        frame = lake.read_parquet(staging_key(day), arrow_strings=True)
-        return frame, len(frame)
+    def staged_day(day: dt.date) -> pd.DataFrame:
+        return lake.read_parquet(staging_key(day), arrow_strings=True)
 
     per_day = _load_batches(warehouse, "fact_streams", days_of(context), staged_day)
     total = sum(per_day.values())
@@ -177,11 +180,13 @@ def _aggregate_asset(
     def _aggregate(
         context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
     ) -> MaterializeResult:
-        def aggregated_day(day: dt.date) -> tuple[pd.DataFrame, int]:
-            staged = _staged(lake, day, columns)
-            return build(staged), len(staged)
-
-        per_day = _load_batches(warehouse, table, days_of(context), aggregated_day, model.validate)
+        per_day = _load_batches(
+            warehouse,
+            table,
+            days_of(context),
+            lambda day: _staged(lake, day, columns),
+            lambda staged: model.validate(build(staged)),
+        )
         return MaterializeResult(metadata={"rows": sum(per_day.values())})
 
     return _aggregate
