@@ -3,13 +3,16 @@
 import datetime as dt
 
 import boto3
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from spotify_platform.layout import staging_key
 from spotify_platform.resources.lake import LakeResource, LakeUnavailable
+from spotify_platform.resources.loading import in_key_order
 from spotify_platform.resources.warehouse import WarehouseResource, WarehouseUnavailable
+from spotify_platform.tables import TABLES
 from spotify_platform_tests.harness import make_resources, read_table, run_days
 
 DAY = dt.date(2026, 4, 1)
@@ -93,7 +96,7 @@ def _facts(tmp_path) -> pd.DataFrame:
 
 def test_load_data_and_insert_paths_store_the_same_rows(tmp_path, mysql_url):
     facts = _facts(tmp_path)
-    facts.loc[facts.index[0], "track_name"] = "tab\there\nnew line \\ back'slash \"quote\" 🔥"
+    facts.loc[facts.index[0], "track_name"] = 'tab\there\nnew line \\ back\'slash "quote" 🔥'
     # The file goes to the server as binary: multi-byte text and NULL look-alikes must survive.
     facts.loc[facts.index[1], "album_name"] = "東京の夜 \\N NULL e\u0301 \U0001f3b8"
     fast = WarehouseResource(url=mysql_url)
@@ -107,7 +110,7 @@ def test_load_data_and_insert_paths_store_the_same_rows(tmp_path, mysql_url):
     via_insert = slow.read_table("fact_streams").sort_values("event_id", ignore_index=True)
     pd.testing.assert_frame_equal(via_load, via_insert)
     assert len(via_load) == len(facts)
-    assert "tab\there\nnew line \\ back'slash \"quote\" 🔥" in set(via_load["track_name"])
+    assert 'tab\there\nnew line \\ back\'slash "quote" 🔥' in set(via_load["track_name"])
     assert "東京の夜 \\N NULL e\u0301 \U0001f3b8" in set(via_load["album_name"])
 
 
@@ -173,3 +176,26 @@ def test_upsert_updates_existing_keys_and_inserts_new_ones(backend, tmp_path, re
     assert stored["active_days"].tolist() == [3, 7, 7]
     assert stored["home_country"].tolist() == ["SE", "JP", "BR"]
     warehouse.engine.dispose()
+
+
+def test_key_order_check_agrees_with_sorting_the_keys():
+    rng = np.random.default_rng(5)
+    days = pd.to_datetime(["2026-03-01", "2026-03-02", "2026-03-03"])
+    ids = ["".join(rng.choice(list("0123456789abcdef"), 32)) for _ in range(280)]
+    frame = pd.DataFrame(
+        {
+            "dt": days[rng.integers(0, 3, 300)],
+            "event_id": pd.array(ids + ids[:20], dtype="string[pyarrow]"),
+        }
+    )
+    table = TABLES["fact_streams"]
+    ordered = frame.sort_values(["dt", "event_id"], ignore_index=True)
+    assert in_key_order(ordered, table)
+    # Ids fall back at each new day, and ties are in order too.
+    assert not ordered["event_id"].is_monotonic_increasing
+    assert in_key_order(pd.concat([ordered.iloc[:1], ordered], ignore_index=True), table)
+    swapped = ordered.copy()
+    swapped.iloc[[10, 11]] = swapped.iloc[[11, 10]].to_numpy()
+    assert in_key_order(swapped, table) == (tuple(swapped.iloc[10]) == tuple(swapped.iloc[11]))
+    assert not in_key_order(ordered.iloc[::-1].reset_index(drop=True), table)
+    assert not in_key_order(frame, table)
