@@ -43,8 +43,8 @@ SIDE_BY_SIDE_BYTES = 16 << 20
 STAGING_THREADS = 2
 # With this much raw data in all, helper processes stage days beside the step's own process:
 # typing and validation hold the GIL most of the time, so threads gained little (30 days of
-# 30k plays: 14.0 s one after the other, 11.5 s in two threads). Below it, a helper's start
-# (about 2 s of imports) would cost more than it saves.
+# 30k plays on 2 cores: 14.0 s one after the other, 11.6 s in two threads, 10.0-10.7 s with
+# one helper). Below it, a helper's start (about 2 s of imports) would cost more than it saves.
 HELPER_MIN_BYTES = 24 << 20
 STAGING_HELPERS = max(1, min(3, (os.cpu_count() or 2) - 1))
 
@@ -95,7 +95,10 @@ class _Helper:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
-        self._send((config, key))
+        try:
+            self._send((config, key))
+        except OSError:
+            pass  # it ended at once: the first day sent to it reports how
 
     def _send(self, message: object) -> None:
         self.process.stdin.write(pickle.dumps(message))
@@ -149,11 +152,13 @@ def _land_with_helpers(lake: LakeResource, key: bytes, days: list[dt.date]) -> l
             except BaseException as exc:
                 errors.append(exc)
 
-    helpers = [_Helper(config, key) for _ in range(min(STAGING_HELPERS, len(days) // 4 or 1))]
-    threads = [threading.Thread(target=serve, args=(h,), daemon=True) for h in helpers]
-    for thread in threads:
-        thread.start()
+    helpers: list[_Helper] = []
+    threads: list[threading.Thread] = []
     try:
+        for _ in range(min(STAGING_HELPERS, len(days) // 4 or 1)):
+            helpers.append(_Helper(config, key))
+            threads.append(threading.Thread(target=serve, args=(helpers[-1],), daemon=True))
+            threads[-1].start()
         while not errors:
             try:
                 i, day = left.pop()
