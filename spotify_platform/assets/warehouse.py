@@ -116,8 +116,8 @@ def _load_batches(
     """Replace `table`'s rows for `days` by `build` of their staged rows, batch by batch;
     rows loaded per day.
 
-    `build` sees a whole batch at once (it groups by dt among its keys): 30 small days built
-    one by one paid its fixed cost 30 times, 1 s of a month's four aggregates.
+    `build` sees a whole batch at once (it groups by dt among its keys), so a month of small
+    days is built in a few calls rather than thirty.
     """
     per_day: dict[str, int] = {}
     for batch, staged in day_batches(days, warehouse.batch_rows, read):
