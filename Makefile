@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.data/dagster_home
 
-.PHONY: install demo dev test lint validate bench clean
+.PHONY: install instance demo dev test lint validate bench clean
 
 $(STAMP): pyproject.toml setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -16,17 +16,17 @@ $(STAMP): pyproject.toml setup.cfg
 
 install: $(STAMP)
 
-$(DAGSTER_HOME)/dagster.yaml:
-	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\n' > $@
+# The local instance's dagster.yaml: Dagster's SQLite storage, asset events written in batches.
+instance: $(STAMP)
+	$(BIN)/python -m spotify_platform.event_storage $(DAGSTER_HOME)
 
-demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+demo: instance
 	$(BIN)/spotify-platform demo
 
-dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+dev: instance
 	SIMULATOR_ACCOUNTS=$${SIMULATOR_ACCOUNTS:-2000} $(BIN)/dagster dev
 
-validate: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+validate: instance
 	$(BIN)/dagster definitions validate -m spotify_platform.definitions
 
 lint: $(STAMP)

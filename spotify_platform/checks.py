@@ -25,16 +25,12 @@ from dagster import (
 )
 
 from spotify_platform.kpis import query
-from spotify_platform.layout import (
-    quarantine_key,
-    raw_prefix,
-    staging_key,
-    staging_stats_key,
-)
+from spotify_platform.layout import RAW_ROOT, quarantine_key, staging_key, staging_stats_key
 from spotify_platform.partitions import daily_partitions
 from spotify_platform.resources.lake import LakeResource
 from spotify_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 from spotify_platform.sources.raw import count_records
+from spotify_platform.staged import staged_days, staged_reader
 from spotify_platform.tables import TABLES
 
 FRESHNESS_DEADLINE_HOUR = int(os.environ.get("FRESHNESS_DEADLINE_HOUR_UTC", "6"))
@@ -63,8 +59,8 @@ def _result(failures: dict[str, object], checked: list[dt.date], **metadata) -> 
     )
 
 
-def _raw_lines(lake: LakeResource, day: dt.date) -> int:
-    return sum(count_records(lake.read_bytes(key)) for key in lake.list_keys(raw_prefix(day)))
+def _raw_lines(lake: LakeResource, keys: list[str]) -> int:
+    return sum(count_records(lake.read_bytes(key)) for key in keys)
 
 
 @asset_check(
@@ -77,11 +73,20 @@ def staging_reconciles_with_raw(
     context: AssetCheckExecutionContext, lake: LakeResource
 ) -> AssetCheckResult:
     days = check_days(context)
-    failures = {}
-    # Two days recounted at once: inflating and counting let go of the GIL (halves a month).
+    raw_keys = lake.keys_by_day(RAW_ROOT, days)
+    staged_on = staged_days(lake, days)
+    failures: dict[str, object] = {
+        day.isoformat(): {"raw_records": 0, "staged_without_raw_files": True}
+        for day in sorted(staged_on - set(raw_keys))
+    }
+    recounted = [day for day in days if day in raw_keys]
+    # Two days recounted at once: inflating and counting let go of the GIL.
     with ThreadPoolExecutor(RECOUNT_THREADS, thread_name_prefix="recount") as pool:
-        raw_lines = list(pool.map(lambda day: _raw_lines(lake, day), days))
-    for day, raw in zip(days, raw_lines, strict=True):
+        raw_lines = list(pool.map(lambda day: _raw_lines(lake, raw_keys[day]), recounted))
+    for day, raw in zip(recounted, raw_lines, strict=True):
+        if day not in staged_on:
+            failures[day.isoformat()] = {"raw_records": raw, "staged": "nothing staged"}
+            continue
         staged = len(lake.read_parquet(staging_key(day), columns=["event_id"]))
         quarantined = len(lake.read_parquet(quarantine_key(day), columns=["line"]))
         duplicates = json.loads(lake.read_bytes(staging_stats_key(day)))["duplicates_removed"]
@@ -115,9 +120,12 @@ def fact_streams_reconcile(
         )
     )
     loaded.index = pd.to_datetime(loaded["dt"]).dt.date
+    read = staged_reader(lake, days, ["ms_played"])
+    empty = pd.DataFrame({"ms_played": pd.Series(dtype="int64")})
     failures = {}
     for day in days:
-        staged = lake.read_parquet(staging_key(day), columns=["ms_played"])
+        staged = read(day)
+        staged = empty if staged is None else staged
         rows = int(loaded.loc[day, "n"]) if day in loaded.index else 0
         ms = int(loaded.loc[day, "ms"]) if day in loaded.index else 0
         if rows != len(staged) or ms != int(staged["ms_played"].sum()):

@@ -18,11 +18,10 @@ def _instance():
     """The Dagster instance of DAGSTER_HOME (default .data/dagster_home), so runs show in the UI."""
     from dagster import DagsterInstance
 
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".data/dagster_home").absolute())))
-    home.mkdir(parents=True, exist_ok=True)
-    settings = home / "dagster.yaml"
-    if not settings.exists():
-        settings.write_text("telemetry:\n  enabled: false\n")
+    from spotify_platform.event_storage import ensure_instance_settings
+
+    home = os.environ.setdefault("DAGSTER_HOME", str(Path(".data/dagster_home").absolute()))
+    ensure_instance_settings(home)
     return DagsterInstance.get()
 
 

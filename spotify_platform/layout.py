@@ -2,9 +2,13 @@
 
 import datetime as dt
 
+RAW_ROOT = "raw/listening_events/"
+STAGING_ROOT = "staging/streams/"
+QUARANTINE_ROOT = "quarantine/streams/"
+
 
 def raw_prefix(day: dt.date) -> str:
-    return f"raw/listening_events/dt={day.isoformat()}/"
+    return f"{RAW_ROOT}dt={day.isoformat()}/"
 
 
 def raw_key(day: dt.date, source: str, name: str) -> str:
@@ -12,11 +16,11 @@ def raw_key(day: dt.date, source: str, name: str) -> str:
 
 
 def staging_key(day: dt.date) -> str:
-    return f"staging/streams/dt={day.isoformat()}/streams.parquet"
+    return f"{STAGING_ROOT}dt={day.isoformat()}/streams.parquet"
 
 
 def quarantine_key(day: dt.date) -> str:
-    return f"quarantine/streams/dt={day.isoformat()}/rejected.parquet"
+    return f"{QUARANTINE_ROOT}dt={day.isoformat()}/rejected.parquet"
 
 
 def dashboard_key(day: dt.date) -> str:
@@ -28,4 +32,4 @@ def api_raw_key(endpoint: str, day: dt.date, name: str) -> str:
 
 
 def staging_stats_key(day: dt.date) -> str:
-    return f"staging/streams/dt={day.isoformat()}/_stats.json"
+    return f"{STAGING_ROOT}dt={day.isoformat()}/_stats.json"

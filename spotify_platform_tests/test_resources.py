@@ -42,6 +42,40 @@ def test_lake_round_trip_on_s3(s3_endpoint, s3_bucket):
     assert lake.size("c/d.parquet") == len(lake.read_bytes("c/d.parquet")) > 0
 
 
+def test_local_and_s3_lakes_list_the_same_keys_for_any_prefix(tmp_path, s3_endpoint, s3_bucket):
+    lakes = [
+        LakeResource(url=f"file://{tmp_path}/lake"),
+        LakeResource(url=f"s3://{s3_bucket}/p", s3_endpoint_url=s3_endpoint),
+    ]
+    keys = [
+        "raw/listening_events/dt=2020-01-05/source=export/a.jsonl.gz",
+        "raw/listening_events/dt=2020-01-05/source=simulator/events.jsonl.gz",
+        "raw/listening_events/dt=2020-01-15/source=export/b.jsonl.gz",
+        "raw/listening_events/dt=2021-03-01/source=export/c.jsonl.gz",
+        "staging/streams/dt=2020-01-05/streams.parquet",
+        "top.txt",
+    ]
+    for lake in lakes:
+        for key in keys:
+            lake.write_bytes(key, b"x")
+    prefixes = [
+        "",
+        "raw/",
+        "raw/listening_events/dt=2020-01-05/",
+        "raw/listening_events/dt=2020-01-06/",
+        "raw/listening_events/dt=2020-01-0",
+        "raw/listening_events/dt=2020-01-1",
+        "raw/listening_events/dt=2020",
+        "raw/listening_events/dt=2020-01-05/source=s",
+        "staging/streams/dt=2020-01-05/streams.parquet",
+        "t",
+        "nothing/here/",
+    ]
+    for prefix in prefixes:
+        expected = sorted(k for k in keys if k.startswith(prefix))
+        assert [lake.list_keys(prefix) for lake in lakes] == [expected, expected], prefix
+
+
 def test_missing_bucket_fails_at_once_naming_it(s3_endpoint):
     lake = LakeResource(url="s3://no-such-bucket-here/x", s3_endpoint_url=s3_endpoint)
     with pytest.raises(LakeUnavailable, match="no-such-bucket-here"):

@@ -10,6 +10,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -23,7 +24,15 @@ from dagster import (
     multi_asset,
 )
 
-from spotify_platform.layout import quarantine_key, raw_prefix, staging_key, staging_stats_key
+from spotify_platform.layout import (
+    QUARANTINE_ROOT,
+    RAW_ROOT,
+    STAGING_ROOT,
+    quarantine_key,
+    raw_prefix,
+    staging_key,
+    staging_stats_key,
+)
 from spotify_platform.memory import release_memory
 from spotify_platform.partitions import daily_partitions, days_of
 from spotify_platform.resources.identity import IdentityResource
@@ -56,8 +65,13 @@ def _parse(lake: LakeResource, key: str) -> RawBatch:
         raise RuntimeError(f"raw file {lake.uri(key)} is unreadable as a whole: {exc}") from exc
 
 
-def _raw_bytes(lake: LakeResource, day: dt.date) -> int:
-    return sum(lake.size(key) for key in lake.list_keys(raw_prefix(day)))
+def _clear_staged(lake: LakeResource, days: list[dt.date]) -> None:
+    """Days without raw files have no staged files: any left from an earlier run go, so a
+    reader never takes them for the day's rows."""
+    for root in (STAGING_ROOT, QUARANTINE_ROOT):
+        for keys in lake.keys_by_day(root, days).values():
+            for key in keys:
+                lake.delete(key)
 
 
 def _stats(staged: StagedDay) -> dict:
@@ -73,9 +87,10 @@ def _stats(staged: StagedDay) -> dict:
     }
 
 
-def _land(lake: LakeResource, key: bytes, day: dt.date) -> dict:
+def _land(lake: LakeResource, key: bytes, day: dt.date, raw_keys: list[str] | None = None) -> dict:
     """Stage one day: its canonical rows and its quarantine into the lake; the day's stats."""
-    batches = {k: _parse(lake, k) for k in lake.list_keys(raw_prefix(day))}
+    keys = lake.list_keys(raw_prefix(day)) if raw_keys is None else raw_keys
+    batches = {k: _parse(lake, k) for k in keys}
     staged = stage_day(batches, key=key, day=day)
     lake.write_parquet(staging_key(day), staged.streams)
     lake.write_parquet(quarantine_key(day), staged.quarantine)
@@ -220,23 +235,32 @@ def _land_with_helpers(lake: LakeResource, key: bytes, days: list[dt.date]) -> l
 )
 def staging_streams(context: AssetExecutionContext, lake: LakeResource, identity: IdentityResource):
     key = identity.key()
-    days = days_of(context)
+    all_days = days_of(context)
+    raw = lake.keys_by_day(RAW_ROOT, all_days)
+    days = [day for day in all_days if day in raw]
+    _clear_staged(lake, [day for day in all_days if day not in raw])
 
-    sizes = [_raw_bytes(lake, day) for day in days] if len(days) > 1 else []
+    sizes = [sum(lake.size(k) for k in raw[day]) for day in days] if len(days) > 1 else []
     if sizes and max(sizes) <= SIDE_BY_SIDE_BYTES and sum(sizes) >= HELPER_MIN_BYTES:
         staged_days = _land_with_helpers(lake, key, days)
     elif sizes and max(sizes) <= SIDE_BY_SIDE_BYTES:
         with ThreadPoolExecutor(STAGING_THREADS, thread_name_prefix="staging") as pool:
-            staged_days = list(pool.map(lambda day: _land(lake, key, day), days))
+            staged_days = list(pool.map(lambda day: _land(lake, key, day, raw[day]), days))
     else:
-        staged_days = [_land(lake, key, day) for day in days]
+        staged_days = [_land(lake, key, day, raw[day]) for day in days]
+    landed = dict(zip(days, staged_days, strict=True))
     by_day: dict[str, dict] = {}
-    for day, stats in zip(days, staged_days, strict=True):
+    for day in all_days:
+        stats = landed.get(day) or _stats(StagedDay(day, pd.DataFrame(), pd.DataFrame()))
         by_day[day.isoformat()] = stats
-        context.log.info(
-            f"{day}: {stats['raw_records']} raw, {stats['staged_rows']} staged, "
-            f"{stats['quarantined_rows']} quarantined, {stats['duplicates_removed']} duplicates"
-        )
+        if day in landed:
+            context.log.info(
+                f"{day}: {stats['raw_records']} raw, {stats['staged_rows']} staged, "
+                f"{stats['quarantined_rows']} quarantined, "
+                f"{stats['duplicates_removed']} duplicates"
+            )
+    if len(days) < len(all_days):
+        context.log.info(f"{len(all_days) - len(days)} days without raw files: nothing staged")
     totals = {
         name: sum(s[name] for s in by_day.values())
         for name in ("raw_records", "staged_rows", "quarantined_rows", "duplicates_removed")

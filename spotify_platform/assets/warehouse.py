@@ -21,7 +21,7 @@ from dagster import (
 )
 
 from spotify_platform import kpis
-from spotify_platform.layout import api_raw_key, staging_key
+from spotify_platform.layout import api_raw_key
 from spotify_platform.memory import release_memory
 from spotify_platform.partitions import daily_partitions, days_of
 from spotify_platform.resources.lake import LakeResource
@@ -46,6 +46,7 @@ from spotify_platform.schemas import (
     DimTracks,
 )
 from spotify_platform.sources.spotify_api import parse_artists, parse_tracks
+from spotify_platform.staged import StagedReader, staged_frames, staged_reader
 from spotify_platform.tables import TABLES
 
 STAGING = AssetKey(["lake", "staging_streams"])
@@ -59,12 +60,6 @@ COMMON = {
 }
 
 
-def _staged(lake: LakeResource, day: dt.date, columns: list[str] | None = None) -> pd.DataFrame:
-    """A staged day's columns with text left in Arrow: the aggregates hand it straight back to
-    Arrow, and a Python str per value cost 0.1-0.6 s per asset at 1M events."""
-    return lake.read_parquet(staging_key(day), columns=columns, arrow_strings=True)
-
-
 def _require_schema(warehouse: WarehouseResource) -> None:
     missing = warehouse.missing_tables()
     if missing:
@@ -75,12 +70,13 @@ def _require_schema(warehouse: WarehouseResource) -> None:
 
 
 def day_batches(
-    days: list[dt.date], batch_rows: int, read: Callable[[dt.date], pd.DataFrame]
-) -> Iterator[tuple[list[dt.date], pd.DataFrame]]:
-    """Consecutive days' staged rows put together until there are `batch_rows` of them.
+    days: list[dt.date], batch_rows: int, read: StagedReader
+) -> Iterator[tuple[list[dt.date], pd.DataFrame | None]]:
+    """Consecutive days' staged rows put together until there are `batch_rows` of them;
+    None for a batch of days without staged rows.
 
-    Each batch is loaded in one transaction: a month of small days goes in a few, and a big
-    day alone, as before.
+    Each batch is loaded in one transaction: years of small days go in a few, and a big
+    day alone.
     """
     batch: list[dt.date] = []
     frames: list[pd.DataFrame] = []
@@ -88,8 +84,9 @@ def day_batches(
     for day in days:
         frame = read(day)
         batch.append(day)
-        frames.append(frame)
-        weight += len(frame)
+        if frame is not None:
+            frames.append(frame)
+            weight += len(frame)
         if weight >= batch_rows:
             yield batch, _joined(frames)
             batch, frames, weight = [], [], 0
@@ -97,10 +94,12 @@ def day_batches(
         yield batch, _joined(frames)
 
 
-def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
+def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame | None:
     """The frames one after the other; days without rows are left out, as their all-null
     columns would change the joined dtypes."""
     frames = [frame for frame in frames if len(frame)] or frames[:1]
+    if not frames:
+        return None
     if len(frames) == 1:
         return frames[0]
     return pd.concat(frames, ignore_index=True)
@@ -110,18 +109,19 @@ def _load_batches(
     warehouse: WarehouseResource,
     table: str,
     days: list[dt.date],
-    read: Callable[[dt.date], pd.DataFrame],
+    read: StagedReader,
     build: Callable[[pd.DataFrame], pd.DataFrame] = lambda frame: frame,
 ) -> dict[str, int]:
     """Replace `table`'s rows for `days` by `build` of their staged rows, batch by batch;
     rows loaded per day.
 
     `build` sees a whole batch at once (it groups by dt among its keys), so a month of small
-    days is built in a few calls rather than thirty.
+    days is built in a few calls rather than thirty; days without staged rows lose any rows
+    they had.
     """
     per_day: dict[str, int] = {}
     for batch, staged in day_batches(days, warehouse.batch_rows, read):
-        frame = build(staged)
+        frame = build(staged) if staged is not None else pd.DataFrame({"dt": []})
         del staged
         counts = pd.to_datetime(frame["dt"]).value_counts()
         try:
@@ -146,10 +146,8 @@ def fact_streams(
     warehouse.check_connection()
     _require_schema(warehouse)
 
-    def staged_day(day: dt.date) -> pd.DataFrame:
-        return lake.read_parquet(staging_key(day), arrow_strings=True)
-
-    per_day = _load_batches(warehouse, "fact_streams", days_of(context), staged_day)
+    days = days_of(context)
+    per_day = _load_batches(warehouse, "fact_streams", days, staged_reader(lake, days))
     total = sum(per_day.values())
     context.log.info(f"fact_streams: {total} rows over {len(per_day)} days")
     return MaterializeResult(
@@ -180,11 +178,12 @@ def _aggregate_asset(
     def _aggregate(
         context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
     ) -> MaterializeResult:
+        days = days_of(context)
         per_day = _load_batches(
             warehouse,
             table,
-            days_of(context),
-            lambda day: _staged(lake, day, columns),
+            days,
+            staged_reader(lake, days, columns),
             lambda staged: model.validate(build(staged)),
         )
         return MaterializeResult(metadata={"rows": sum(per_day.values())})
@@ -306,9 +305,11 @@ def dim_tracks(
     spotify: SpotifyCatalogResource,
 ) -> MaterializeResult:
     columns = ["track_id", "track_name", "artist_id", "artist_name", "album_name"]
-    seen = pd.concat([_staged(lake, d, columns) for d in days_of(context)], ignore_index=True)
-    # De-duplicated first: dropna on a million Arrow strings took 0.5 s, on the distinct few 0.
+    seen = staged_frames(lake, days_of(context), columns)
+    # De-duplicated first: dropna on a million Arrow strings is slow, on the distinct few not.
     seen = seen.drop_duplicates("track_id").dropna(subset=["track_id"])
+    if seen.empty:
+        return MaterializeResult(metadata={"new_tracks": 0, "described_by_catalog": 0})
     new_ids = sorted(
         set(seen["track_id"])
         - _existing_ids(warehouse, "dim_tracks", "track_id", sorted(seen["track_id"]))
@@ -363,13 +364,12 @@ def dim_artists(
     spotify: SpotifyCatalogResource,
 ) -> MaterializeResult:
     seen = (
-        pd.concat(
-            [_staged(lake, d, ["artist_id", "artist_name"]) for d in days_of(context)],
-            ignore_index=True,
-        )
+        staged_frames(lake, days_of(context), ["artist_id", "artist_name"])
         .drop_duplicates("artist_id")
         .dropna()
     )
+    if seen.empty:
+        return MaterializeResult(metadata={"new_artists": 0})
     new_ids = sorted(
         set(seen["artist_id"])
         - _existing_ids(warehouse, "dim_artists", "artist_id", sorted(seen["artist_id"]))

@@ -5,11 +5,13 @@ written beside its target and renamed into place; an S3 PUT or multipart upload 
 visible once complete.
 """
 
+import datetime as dt
 import io
 import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -23,6 +25,8 @@ from pydantic import PrivateAttr
 
 DEFAULT_LAKE_URL = "file://.data/lake"
 PARQUET_ROW_GROUP_ROWS = 131_072
+# Up to this many days are listed one by one; more, a year at a time.
+DAY_LISTINGS_UP_TO = 7
 
 
 class LakeUnavailable(RuntimeError):
@@ -142,18 +146,51 @@ class LakeResource(ConfigurableResource):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
                 keys.extend(obj["Key"][len(self.prefix) :] for obj in page.get("Contents", []))
             return sorted(keys)
-        base = self.root
-        start = base / prefix
-        folder = start if start.is_dir() else start.parent
-        if not folder.exists():
-            return []
-        return sorted(
-            str(p.relative_to(base)).replace(os.sep, "/")
-            for p in folder.rglob("*")
-            if p.is_file()
-            and not p.name.startswith(".")
-            and str(p.relative_to(base)).replace(os.sep, "/").startswith(prefix)
+        return sorted(self._local_keys(prefix))
+
+    def keys_by_day(self, root: str, days: list[dt.date]) -> dict[dt.date, list[str]]:
+        """Keys under `root + "dt=YYYY-MM-DD/"` for each of `days` that has any.
+
+        A long range is listed a year at a time rather than a day at a time, so asking about
+        ten years of mostly empty days costs a few listings, and what is listed is what the
+        range holds: other years of the lake are never read.
+        """
+        wanted = set(days)
+        prefixes = (
+            [f"{root}dt={day.isoformat()}/" for day in sorted(wanted)]
+            if len(wanted) <= DAY_LISTINGS_UP_TO
+            else [f"{root}dt={year}-" for year in sorted({day.year for day in wanted})]
         )
+        found: dict[dt.date, list[str]] = {}
+        for prefix in prefixes:
+            for key in self.list_keys(prefix):
+                folder = key[len(root) :].partition("/")[0]
+                try:
+                    day = dt.date.fromisoformat(folder.removeprefix("dt="))
+                except ValueError:
+                    continue
+                if day in wanted:
+                    found.setdefault(day, []).append(key)
+        return found
+
+    def _local_keys(self, prefix: str) -> Iterator[str]:
+        """Files under a key prefix, walking only the folders that can hold them: an empty
+        day's prefix names a folder that does not exist and costs one `stat`, whatever the
+        lake holds beside it."""
+        folder_key, _, stem = prefix.rpartition("/")
+        folder = self.root / folder_key
+        try:
+            entries = [e for e in os.scandir(folder) if e.name.startswith(stem)]
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            key = f"{folder_key}/{entry.name}" if folder_key else entry.name
+            if entry.is_dir():
+                yield from self._local_keys(f"{key}/")
+            elif entry.is_file():
+                yield key
 
     def delete(self, key: str) -> None:
         if self.is_s3:

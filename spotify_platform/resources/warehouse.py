@@ -307,10 +307,14 @@ class WarehouseResource(ConfigurableResource):
             raise ValueError(f"{table} is not partitioned by dt")
         sa_table = TABLES[table]
         day_list = sorted(set(days))
+        if (day_list[-1] - day_list[0]).days == len(day_list) - 1:
+            chosen = sa_table.c.dt.between(day_list[0], day_list[-1])
+        else:
+            chosen = sa_table.c.dt.in_(day_list)
 
         def replace() -> int:
             with self.engine.begin() as conn:
-                conn.execute(sa.delete(sa_table).where(sa_table.c.dt.in_(day_list)))
+                conn.execute(sa.delete(sa_table).where(chosen))
                 return self._insert(conn, sa_table, frame)
 
         return self._retrying(f"loading {table}", replace)

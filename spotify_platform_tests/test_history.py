@@ -1,0 +1,157 @@
+"""Years of sparse personal history: exports imported, one run over the whole range.
+
+Empty days must cost nothing but their bookkeeping, every day of the range must still show as
+materialized in Dagster, and the day-keyed KPIs must hold for the days between plays.
+"""
+
+import datetime as dt
+import json
+
+import pandas as pd
+import pytest
+from dagster import AssetKey, DagsterEventType, DagsterInstance
+
+from spotify_platform.cli import run_range
+from spotify_platform.definitions import build_definitions
+from spotify_platform.event_storage import BatchingSqliteEventLogStorage, instance_settings
+from spotify_platform.ingest import import_history
+from spotify_platform.layout import STAGING_ROOT, staging_key
+from spotify_platform.sources.histories import HistorySpec, export_files
+from spotify_platform_tests.harness import make_resources
+
+FIRST = dt.date(2024, 1, 1)
+LAST = dt.date(2024, 4, 29)
+SPECS = [
+    HistorySpec("ana", FIRST, LAST, plays=500, shape="extended", seed=5, gap_days=30),
+    HistorySpec("bo", FIRST + dt.timedelta(days=20), LAST, plays=300, shape="legacy", seed=6),
+]
+
+
+def _import(tmp_path, lake) -> pd.DataFrame:
+    """Land both exports; the plays as the test reads them from the export files itself."""
+    rows = []
+    for spec in SPECS:
+        folder = tmp_path / "exports" / spec.account
+        folder.mkdir(parents=True)
+        for name, body in export_files(spec):
+            (folder / name).write_bytes(body)
+            for record in json.loads(body):
+                extended = "ts" in record
+                rows.append(
+                    {
+                        "account": spec.account,
+                        "ended": record["ts"] if extended else record["endTime"],
+                        "track": record["master_metadata_track_name"]
+                        if extended
+                        else record["trackName"],
+                        "ms": record["ms_played"] if extended else record["msPlayed"],
+                    }
+                )
+        report = import_history(lake, [str(folder)], account=spec.account, country="SE")
+        assert not report.errors
+    plays = pd.DataFrame(rows).drop_duplicates()
+    plays["dt"] = pd.to_datetime(plays["ended"].str[:10]).dt.date
+    return plays
+
+
+def _batching_instance(home) -> DagsterInstance:
+    home.mkdir()
+    (home / "dagster.yaml").write_text(instance_settings(str(home)))
+    return DagsterInstance.from_config(str(home))
+
+
+def _expected_active(plays: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame:
+    streams = plays[plays["ms"] >= 30_000]
+    rows = []
+    for day in days:
+        def active(width: int, day=day) -> int:
+            start = day - dt.timedelta(days=width)
+            window = streams[(streams["dt"] > start) & (streams["dt"] <= day)]
+            return window["account"].nunique()
+
+        rows.append({"dt": day, "dau": active(1), "wau": active(7), "mau": active(30)})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "mysql"])
+def test_a_sparse_history_runs_once_with_every_day_materialized_and_right_kpis(
+    tmp_path, backend, request
+):
+    url = request.getfixturevalue("mysql_url") if backend == "mysql" else None
+    resources = make_resources(tmp_path, warehouse_url=url, accounts=0)
+    lake = resources["lake"]
+    plays = _import(tmp_path, lake)
+    days = [FIRST + dt.timedelta(days=i) for i in range((LAST - FIRST).days + 1)]
+    played = set(plays["dt"])
+    assert 10 < len(played) < len(days) - 30, "the history must be sparse for this test"
+
+    instance = _batching_instance(tmp_path / "home")
+    assert isinstance(instance.event_log_storage, BatchingSqliteEventLogStorage)
+    resources["warehouse"].init_schema()
+    assert run_range(FIRST, LAST, defs=build_definitions(resources), instance=instance)
+
+    staged = {k for k in lake.list_keys(STAGING_ROOT) if k.endswith("streams.parquet")}
+    assert staged == {staging_key(day) for day in played}
+
+    wanted = {day.isoformat() for day in days}
+    for key in instance.get_asset_keys():
+        if key.path[0] in ("lake", "warehouse"):
+            assert instance.get_materialized_partitions(key) == wanted, key
+
+    warehouse = resources["warehouse"]
+    daily = warehouse.read_table("kpi_daily_streams").sort_values("dt")
+    assert len(daily) == len(days)
+    expected_plays = plays.groupby("dt").size()
+    got = dict(zip(pd.to_datetime(daily["dt"]).dt.date, daily["plays"].astype(int), strict=True))
+    assert got == {day: int(expected_plays.get(day, 0)) for day in days}
+
+    active = warehouse.read_table("kpi_active_users").sort_values("dt").reset_index(drop=True)
+    expected = _expected_active(plays, days)
+    assert active["dau"].astype(int).tolist() == expected["dau"].tolist()
+    assert active["wau"].astype(int).tolist() == expected["wau"].tolist()
+    assert active["mau"].astype(int).tolist() == expected["mau"].tolist()
+
+
+def _asset_event_counts(instance: DagsterInstance, keys: list[AssetKey]) -> dict:
+    """Per asset, the partitions of its materialization and planned events, in order."""
+    counts = {}
+    for key in keys:
+        done = instance.fetch_materializations(key, limit=10_000).records
+        planned = instance.get_records_for_run(
+            instance.get_runs(limit=1)[0].run_id,
+            of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+            limit=10_000,
+        ).records
+        counts[key.to_user_string()] = (
+            sorted(r.partition_key for r in done),
+            sorted(
+                r.event_log_entry.dagster_event.partition
+                for r in planned
+                if r.asset_key == key
+            ),
+        )
+    return counts
+
+
+def test_batched_event_storage_records_what_dagsters_own_sqlite_storage_records(tmp_path):
+    first, last = dt.date(2026, 3, 1), dt.date(2026, 3, 4)
+    recorded = []
+    for name, make in (
+        ("stock", lambda home: home.mkdir() or DagsterInstance.local_temp(str(home))),
+        ("batched", _batching_instance),
+    ):
+        resources = make_resources(tmp_path / name, accounts=20)
+        resources["warehouse"].init_schema()
+        instance = make(tmp_path / name / "home")
+        assert run_range(first, last, defs=build_definitions(resources), instance=instance)
+        keys = sorted(instance.get_asset_keys(), key=lambda k: k.to_user_string())
+        status = {
+            k.to_user_string(): sorted(instance.get_materialized_partitions(k)) for k in keys
+        }
+        recorded.append((status, _asset_event_counts(instance, keys)))
+    (stock_status, stock_events), (batched_status, batched_events) = recorded
+    assert batched_status == stock_status
+    assert batched_events == stock_events
+    assert len(stock_status) >= 20
+    assert all(len(p) == 4 for p in stock_status.values())
+    assert all(len(done) == len(planned) == 4 for done, planned in stock_events.values())
