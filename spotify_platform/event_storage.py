@@ -13,14 +13,15 @@ is the one Dagster's documentation gives for configuring SQLite event storage.
 """
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from dagster._core.events import ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log import SqlEventLogStorageTable, SqliteEventLogStorage
 from dagster._serdes import ConfigurableClassData
 
 BATCH_SIZE = "1000"
+INSERT_ROWS = 500
 
 
 class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
@@ -45,20 +46,50 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
                 self.store_event(event)
         if not batched:
             return
-        for run_id in dict.fromkeys(event.run_id for event in batched):
+        rows = [self._event_to_row(event) for event in batched]
+        by_run: dict[str, list[dict]] = {}
+        for row, event in zip(rows, batched, strict=True):
+            by_run.setdefault(event.run_id, []).append(row)
+        for run_id, run_rows in by_run.items():
             with self.run_connection(run_id) as conn:
-                conn.execute(
-                    self.prepare_insert_event_batch([e for e in batched if e.run_id == run_id])
-                )
-        # Mirrored into the index shard as `store_event` does, with the same ids and tags.
+                for chunk in _chunks(run_rows):
+                    conn.execute(SqlEventLogStorageTable.insert().values(chunk))
+        # Mirrored into the index shard as `store_event` does. SQLite gives the rows of one
+        # INSERT consecutive ids in row order (one writer at a time), so sorted ids pair up
+        # with the events in order.
         with self.index_transaction() as conn:
-            ids = [
-                conn.execute(self.prepare_insert_event(event)).inserted_primary_key[0]
-                for event in batched
-            ]
+            ids: list[int] = []
+            for chunk in _chunks(rows):
+                inserted = conn.execute(
+                    SqlEventLogStorageTable.insert()
+                    .values(chunk)
+                    .returning(SqlEventLogStorageTable.c.id)
+                )
+                ids.extend(sorted(row[0] for row in inserted))
             self._store_asset_event_tags(conn, batched, ids)
-            for event, event_id in zip(batched, ids, strict=True):
-                self._store_asset_event(conn, event, event_id)
+            for i in _asset_row_updates(batched):
+                self._store_asset_event(conn, batched[i], ids[i])
+
+
+def _chunks(rows: list[dict]) -> Iterator[list[dict]]:
+    """Rows in INSERTs small enough for SQLite's limit on bound values."""
+    for start in range(0, len(rows), INSERT_ROWS):
+        yield rows[start : start + INSERT_ROWS]
+
+
+def _asset_row_updates(events: Sequence[EventLogEntry]) -> list[int]:
+    """The events whose asset-table update leaves the row as updating it for every event in
+    turn would: per asset, its last materialization (which alone sets the stored last
+    materialization) and then its last event (which sets the last run and timestamp)."""
+    last: dict[object, int] = {}
+    last_materialization: dict[object, int] = {}
+    for i, event in enumerate(events):
+        key = event.dagster_event.asset_key
+        last[key] = i
+        if event.dagster_event.is_step_materialization:
+            last_materialization[key] = i
+    chosen = set(last.values()) | set(last_materialization.values())
+    return sorted(chosen)
 
 
 def instance_settings(home: str) -> str:

@@ -146,12 +146,16 @@ def test_batched_event_storage_records_what_dagsters_own_sqlite_storage_records(
         assert run_range(first, last, defs=build_definitions(resources), instance=instance)
         keys = sorted(instance.get_asset_keys(), key=lambda k: k.to_user_string())
         status = {
-            k.to_user_string(): sorted(instance.get_materialized_partitions(k)) for k in keys
+            k.to_user_string(): (
+                sorted(instance.get_materialized_partitions(k)),
+                instance.get_latest_materialization_event(k).dagster_event.partition,
+            )
+            for k in keys
         }
         recorded.append((status, _asset_event_counts(instance, keys)))
     (stock_status, stock_events), (batched_status, batched_events) = recorded
     assert batched_status == stock_status
     assert batched_events == stock_events
     assert len(stock_status) >= 20
-    assert all(len(p) == 4 for p in stock_status.values())
+    assert all(len(p) == 4 and last == "2026-03-04" for p, last in stock_status.values())
     assert all(len(done) == len(planned) == 4 for done, planned in stock_events.values())
