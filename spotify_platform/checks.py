@@ -10,6 +10,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from dagster import (
     AssetCheckExecutionContext,
@@ -30,7 +31,7 @@ from spotify_platform.partitions import daily_partitions
 from spotify_platform.resources.lake import LakeResource
 from spotify_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 from spotify_platform.sources.raw import count_records
-from spotify_platform.staged import staged_days, staged_reader
+from spotify_platform.staged import staged_days, staged_tables
 from spotify_platform.tables import TABLES
 
 FRESHNESS_DEADLINE_HOUR = int(os.environ.get("FRESHNESS_DEADLINE_HOUR_UTC", "6"))
@@ -120,19 +121,17 @@ def fact_streams_reconcile(
         )
     )
     loaded.index = pd.to_datetime(loaded["dt"]).dt.date
-    read = staged_reader(lake, days, ["ms_played"])
-    empty = pd.DataFrame({"ms_played": pd.Series(dtype="int64")})
     failures = {}
-    for day in days:
-        staged = read(day)
-        staged = empty if staged is None else staged
+    for day, staged in staged_tables(lake, days, ["ms_played"]):
+        staged_rows = staged.num_rows if staged is not None else 0
+        staged_ms = int(pc.sum(staged["ms_played"]).as_py() or 0) if staged_rows else 0
         rows = int(loaded.loc[day, "n"]) if day in loaded.index else 0
         ms = int(loaded.loc[day, "ms"]) if day in loaded.index else 0
-        if rows != len(staged) or ms != int(staged["ms_played"].sum()):
+        if rows != staged_rows or ms != staged_ms:
             failures[day.isoformat()] = {
-                "staged_rows": len(staged),
+                "staged_rows": staged_rows,
                 "fact_rows": rows,
-                "staged_ms_played": int(staged["ms_played"].sum()),
+                "staged_ms_played": staged_ms,
                 "fact_ms_played": ms,
             }
     return _result(failures, days)

@@ -13,15 +13,16 @@ is the one Dagster's documentation gives for configuring SQLite event storage.
 """
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from dagster._core.events import ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqlEventLogStorageTable, SqliteEventLogStorage
-from dagster._serdes import ConfigurableClassData
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
+from dagster._serdes import ConfigurableClassData, serialize_value
 
 BATCH_SIZE = "1000"
-INSERT_ROWS = 500
 
 
 class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
@@ -50,31 +51,43 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         by_run: dict[str, list[dict]] = {}
         for row, event in zip(rows, batched, strict=True):
             by_run.setdefault(event.run_id, []).append(row)
+        insert = SqlEventLogStorageTable.insert()
         for run_id, run_rows in by_run.items():
             with self.run_connection(run_id) as conn:
-                for chunk in _chunks(run_rows):
-                    conn.execute(SqlEventLogStorageTable.insert().values(chunk))
-        # Mirrored into the index shard as `store_event` does. SQLite gives the rows of one
-        # INSERT consecutive ids in row order (one writer at a time), so sorted ids pair up
-        # with the events in order.
+                conn.execute(insert, run_rows)
+        # Mirrored into the index shard as `store_event` does, ids returned in row order.
         with self.index_transaction() as conn:
-            ids: list[int] = []
-            for chunk in _chunks(rows):
-                inserted = conn.execute(
-                    SqlEventLogStorageTable.insert()
-                    .values(chunk)
-                    .returning(SqlEventLogStorageTable.c.id)
-                )
-                ids.extend(sorted(row[0] for row in inserted))
+            inserted = conn.execute(
+                insert.returning(SqlEventLogStorageTable.c.id, sort_by_parameter_order=True),
+                rows,
+            )
+            ids = [row[0] for row in inserted]
             self._store_asset_event_tags(conn, batched, ids)
             for i in _asset_row_updates(batched):
                 self._store_asset_event(conn, batched[i], ids[i])
 
-
-def _chunks(rows: list[dict]) -> Iterator[list[dict]]:
-    """Rows in INSERTs small enough for SQLite's limit on bound values."""
-    for start in range(0, len(rows), INSERT_ROWS):
-        yield rows[start : start + INSERT_ROWS]
+    def _store_asset_check_evaluation_planned(
+        self, event: EventLogEntry, event_id: int | None
+    ) -> None:
+        """A check planned over a range has a row per partition: the event is serialised once
+        and the rows go in as one executemany, instead of an INSERT compiled with every row."""
+        planned = event.dagster_event.event_specific_data
+        subset = planned.partitions_subset
+        common = {
+            "asset_key": planned.asset_key.to_string(),
+            "check_name": planned.check_name,
+            "run_id": event.run_id,
+            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+            "evaluation_event": serialize_value(event),
+            "evaluation_event_timestamp": self._event_insert_timestamp(event),
+            "evaluation_event_storage_id": event_id,
+        }
+        partitions = subset.get_partition_keys() if subset else [None]
+        with self.index_connection() as conn:
+            conn.execute(
+                AssetCheckExecutionsTable.insert(),
+                [{**common, "partition": partition} for partition in partitions],
+            )
 
 
 def _asset_row_updates(events: Sequence[EventLogEntry]) -> list[int]:

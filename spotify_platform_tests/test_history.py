@@ -9,7 +9,7 @@ import json
 
 import pandas as pd
 import pytest
-from dagster import AssetKey, DagsterEventType, DagsterInstance
+from dagster import AssetCheckKey, AssetKey, DagsterEventType, DagsterInstance
 
 from spotify_platform.cli import run_range
 from spotify_platform.definitions import build_definitions
@@ -152,10 +152,15 @@ def test_batched_event_storage_records_what_dagsters_own_sqlite_storage_records(
             )
             for k in keys
         }
+        check = AssetCheckKey(AssetKey(["warehouse", "fact_streams"]), "fact_streams_reconcile")
+        history = instance.event_log_storage.get_asset_check_execution_history(check, limit=100)
+        status["check executions"] = sorted((str(r.partition), r.status.value) for r in history)
         recorded.append((status, _asset_event_counts(instance, keys)))
     (stock_status, stock_events), (batched_status, batched_events) = recorded
     assert batched_status == stock_status
     assert batched_events == stock_events
     assert len(stock_status) >= 20
+    partitions = {partition for partition, _ in stock_status.pop("check executions")}
+    assert {f"2026-03-0{day}" for day in range(1, 5)} <= partitions
     assert all(len(p) == 4 and last == "2026-03-04" for p, last in stock_status.values())
     assert all(len(done) == len(planned) == 4 for done, planned in stock_events.values())

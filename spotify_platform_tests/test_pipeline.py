@@ -4,6 +4,7 @@ import datetime as dt
 import gzip
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from dagster import DagsterInstance
 
@@ -148,13 +149,14 @@ def test_day_batches_group_consecutive_days_up_to_the_row_budget():
     days = [FIRST + dt.timedelta(days=i) for i in range(6)]
     rows = dict(zip(days, [10, 20, 90, 5, 5, 200], strict=True))
 
-    def read(day):
-        return pd.DataFrame({"dt": [pd.Timestamp(day)] * rows[day]})
+    def tables():
+        for day in days:
+            yield day, pa.table({"dt": [pd.Timestamp(day)] * rows[day]})
 
-    batches = list(day_batches(days, 100, read))
+    batches = list(day_batches(tables(), 100))
     assert [b for b, _ in batches] == [days[:3], days[3:6]]
     assert [len(frame) for _, frame in batches] == [120, 210]
-    assert [b for b, _ in day_batches(days, 1, read)] == [[d] for d in days]
+    assert [b for b, _ in day_batches(tables(), 1)] == [[d] for d in days]
 
 
 def _two_s3_lakes(tmp_path, s3_endpoint, s3_bucket, days):

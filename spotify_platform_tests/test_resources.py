@@ -74,6 +74,17 @@ def test_local_and_s3_lakes_list_the_same_keys_for_any_prefix(tmp_path, s3_endpo
     for prefix in prefixes:
         expected = sorted(k for k in keys if k.startswith(prefix))
         assert [lake.list_keys(prefix) for lake in lakes] == [expected, expected], prefix
+        sizes = dict.fromkeys(expected, 1)
+        assert [lake.list_sizes(prefix) for lake in lakes] == [sizes, sizes], prefix
+    short = [dt.date(2020, 1, 5), dt.date(2020, 1, 6), dt.date(2021, 3, 1)]
+    long = short + [dt.date(2019, 12, 31) - dt.timedelta(days=i) for i in range(30)]
+    for days in (short, long):
+        expected = {
+            day: {k: 1 for k in keys if k.startswith(f"raw/listening_events/dt={day}/")}
+            for day in (dt.date(2020, 1, 5), dt.date(2021, 3, 1))
+        }
+        for lake in lakes:
+            assert lake.keys_by_day("raw/listening_events/", days) == expected
 
 
 def test_missing_bucket_fails_at_once_naming_it(s3_endpoint):

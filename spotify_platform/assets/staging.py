@@ -37,7 +37,7 @@ from spotify_platform.memory import release_memory
 from spotify_platform.partitions import daily_partitions, days_of
 from spotify_platform.resources.identity import IdentityResource
 from spotify_platform.resources.lake import LakeResource
-from spotify_platform.sources.canonical import StagedDay, stage_day
+from spotify_platform.sources.canonical import StagedDay, stage_day, stage_days
 from spotify_platform.sources.raw import RawBatch, parse_jsonl
 
 RAW = AssetKey(["lake", "raw_listening_events"])
@@ -49,6 +49,10 @@ QUARANTINE_FAIL_SHARE = float(os.environ.get("QUARANTINE_FAIL_SHARE", "0.10"))
 # each) stages them side by side. Bigger days go one at a time, as two at once would double
 # the peak memory.
 SIDE_BY_SIDE_BYTES = 16 << 20
+# Days up to this much raw gzip (about 10k plays) are staged together, GROUP_BYTES at a time:
+# typing and validating a few dozen plays costs about what a few thousand do.
+SMALL_DAY_BYTES = 1 << 20
+GROUP_BYTES = 8 << 20
 STAGING_THREADS = 2
 # With this much raw data in all, helper processes stage days beside the step's own process:
 # typing and validation hold the GIL most of the time, so threads gained little (30 days of
@@ -91,14 +95,78 @@ def _land(lake: LakeResource, key: bytes, day: dt.date, raw_keys: list[str] | No
     """Stage one day: its canonical rows and its quarantine into the lake; the day's stats."""
     keys = lake.list_keys(raw_prefix(day)) if raw_keys is None else raw_keys
     batches = {k: _parse(lake, k) for k in keys}
-    staged = stage_day(batches, key=key, day=day)
+    stats = _write(lake, day, stage_day(batches, key=key, day=day))
+    del batches
+    release_memory(stats["raw_records"])
+    return stats
+
+
+def _write(lake: LakeResource, day: dt.date, staged: StagedDay) -> dict:
+    """A staged day's rows, quarantine and stats into the lake; the stats."""
     lake.write_parquet(staging_key(day), staged.streams)
     lake.write_parquet(quarantine_key(day), staged.quarantine)
     stats = _stats(staged)
     lake.write_bytes(staging_stats_key(day), json.dumps(stats).encode())
-    del batches, staged
-    release_memory(stats["raw_records"])
     return stats
+
+
+def _small_day_groups(days: list[dt.date], sizes: dict[dt.date, int]) -> list[list[dt.date]]:
+    """Runs of consecutive small days, each run at most GROUP_BYTES of raw gzip."""
+    groups: list[list[dt.date]] = []
+    current: list[dt.date] = []
+    weight = 0
+    for day in days:
+        if sizes[day] > SMALL_DAY_BYTES:
+            continue
+        if current and weight + sizes[day] > GROUP_BYTES:
+            groups.append(current)
+            current, weight = [], 0
+        current.append(day)
+        weight += sizes[day]
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _land_days(
+    lake: LakeResource, key: bytes, days: list[dt.date], raw: dict[dt.date, dict[str, int]]
+) -> dict[dt.date, dict]:
+    """Stage small days in one pass (`stage_days`), writing each day's files as `_land` does."""
+    batches = {day: {k: _parse(lake, k) for k in raw[day]} for day in days}
+    staged = stage_days(batches, key=key)
+    del batches
+    return {day: _write(lake, day, staged.pop(day)) for day in days}
+
+
+def _land_big_days(
+    lake: LakeResource,
+    key: bytes,
+    days: list[dt.date],
+    raw: dict[dt.date, dict[str, int]],
+    sizes: dict[dt.date, int],
+) -> list[dict]:
+    """Days too big to stage together: side by side when they are small enough, in helper
+    processes when there is enough of them, else one after another."""
+    if len(days) < 2:
+        return [_land(lake, key, day, list(raw[day])) for day in days]
+    if max(sizes[d] for d in days) > SIDE_BY_SIDE_BYTES:
+        return [_land(lake, key, day, list(raw[day])) for day in days]
+    if sum(sizes[d] for d in days) >= HELPER_MIN_BYTES:
+        return _land_with_helpers(lake, key, days)
+    with ThreadPoolExecutor(STAGING_THREADS, thread_name_prefix="staging") as pool:
+        return list(pool.map(lambda day: _land(lake, key, day, list(raw[day])), days))
+
+
+def _group_line(days: list[dt.date], stats: dict[dt.date, dict]) -> str:
+    span = f"{days[0]}" if len(days) == 1 else f"{days[0]}..{days[-1]} ({len(days)} days)"
+    total = {
+        name: sum(s[name] for s in stats.values())
+        for name in ("raw_records", "staged_rows", "quarantined_rows", "duplicates_removed")
+    }
+    return (
+        f"{span}: {total['raw_records']} raw, {total['staged_rows']} staged, "
+        f"{total['quarantined_rows']} quarantined, {total['duplicates_removed']} duplicates"
+    )
 
 
 class _Helper:
@@ -240,25 +308,20 @@ def staging_streams(context: AssetExecutionContext, lake: LakeResource, identity
     days = [day for day in all_days if day in raw]
     _clear_staged(lake, [day for day in all_days if day not in raw])
 
-    sizes = [sum(lake.size(k) for k in raw[day]) for day in days] if len(days) > 1 else []
-    if sizes and max(sizes) <= SIDE_BY_SIDE_BYTES and sum(sizes) >= HELPER_MIN_BYTES:
-        staged_days = _land_with_helpers(lake, key, days)
-    elif sizes and max(sizes) <= SIDE_BY_SIDE_BYTES:
-        with ThreadPoolExecutor(STAGING_THREADS, thread_name_prefix="staging") as pool:
-            staged_days = list(pool.map(lambda day: _land(lake, key, day, raw[day]), days))
-    else:
-        staged_days = [_land(lake, key, day, raw[day]) for day in days]
-    landed = dict(zip(days, staged_days, strict=True))
-    by_day: dict[str, dict] = {}
-    for day in all_days:
-        stats = landed.get(day) or _stats(StagedDay(day, pd.DataFrame(), pd.DataFrame()))
-        by_day[day.isoformat()] = stats
-        if day in landed:
-            context.log.info(
-                f"{day}: {stats['raw_records']} raw, {stats['staged_rows']} staged, "
-                f"{stats['quarantined_rows']} quarantined, "
-                f"{stats['duplicates_removed']} duplicates"
-            )
+    sizes = {day: sum(raw[day].values()) for day in days}
+    landed: dict[dt.date, dict] = {}
+    for group in _small_day_groups(days, sizes):
+        group_stats = _land_days(lake, key, group, raw)
+        landed.update(group_stats)
+        context.log.info(_group_line(group, group_stats))
+    big = [day for day in days if day not in landed]
+    for day, stats in zip(big, _land_big_days(lake, key, big, raw, sizes), strict=True):
+        landed[day] = stats
+        context.log.info(_group_line([day], {day: stats}))
+    by_day = {
+        day.isoformat(): landed.get(day) or _stats(StagedDay(day, pd.DataFrame(), pd.DataFrame()))
+        for day in all_days
+    }
     if len(days) < len(all_days):
         context.log.info(f"{len(all_days) - len(days)} days without raw files: nothing staged")
     totals = {

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 from dagster import (
     AssetExecutionContext,
@@ -46,7 +47,7 @@ from spotify_platform.schemas import (
     DimTracks,
 )
 from spotify_platform.sources.spotify_api import parse_artists, parse_tracks
-from spotify_platform.staged import StagedReader, staged_frames, staged_reader
+from spotify_platform.staged import StagedTables, joined_frame, staged_frames, staged_tables
 from spotify_platform.tables import TABLES
 
 STAGING = AssetKey(["lake", "staging_streams"])
@@ -70,7 +71,7 @@ def _require_schema(warehouse: WarehouseResource) -> None:
 
 
 def day_batches(
-    days: list[dt.date], batch_rows: int, read: StagedReader
+    tables: StagedTables, batch_rows: int
 ) -> Iterator[tuple[list[dt.date], pd.DataFrame | None]]:
     """Consecutive days' staged rows put together until there are `batch_rows` of them;
     None for a batch of days without staged rows.
@@ -79,37 +80,25 @@ def day_batches(
     day alone.
     """
     batch: list[dt.date] = []
-    frames: list[pd.DataFrame] = []
+    parts: list[pa.Table] = []
     weight = 0
-    for day in days:
-        frame = read(day)
+    for day, table in tables:
         batch.append(day)
-        if frame is not None:
-            frames.append(frame)
-            weight += len(frame)
+        if table is not None:
+            parts.append(table)
+            weight += table.num_rows
         if weight >= batch_rows:
-            yield batch, _joined(frames)
-            batch, frames, weight = [], [], 0
+            yield batch, joined_frame(parts)
+            batch, parts, weight = [], [], 0
     if batch:
-        yield batch, _joined(frames)
-
-
-def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame | None:
-    """The frames one after the other; days without rows are left out, as their all-null
-    columns would change the joined dtypes."""
-    frames = [frame for frame in frames if len(frame)] or frames[:1]
-    if not frames:
-        return None
-    if len(frames) == 1:
-        return frames[0]
-    return pd.concat(frames, ignore_index=True)
+        yield batch, joined_frame(parts)
 
 
 def _load_batches(
     warehouse: WarehouseResource,
     table: str,
     days: list[dt.date],
-    read: StagedReader,
+    tables: StagedTables,
     build: Callable[[pd.DataFrame], pd.DataFrame] = lambda frame: frame,
 ) -> dict[str, int]:
     """Replace `table`'s rows for `days` by `build` of their staged rows, batch by batch;
@@ -120,7 +109,7 @@ def _load_batches(
     they had.
     """
     per_day: dict[str, int] = {}
-    for batch, staged in day_batches(days, warehouse.batch_rows, read):
+    for batch, staged in day_batches(tables, warehouse.batch_rows):
         frame = build(staged) if staged is not None else pd.DataFrame({"dt": []})
         del staged
         counts = pd.to_datetime(frame["dt"]).value_counts()
@@ -147,7 +136,7 @@ def fact_streams(
     _require_schema(warehouse)
 
     days = days_of(context)
-    per_day = _load_batches(warehouse, "fact_streams", days, staged_reader(lake, days))
+    per_day = _load_batches(warehouse, "fact_streams", days, staged_tables(lake, days))
     total = sum(per_day.values())
     context.log.info(f"fact_streams: {total} rows over {len(per_day)} days")
     return MaterializeResult(
@@ -183,7 +172,7 @@ def _aggregate_asset(
             warehouse,
             table,
             days,
-            staged_reader(lake, days, columns),
+            staged_tables(lake, days, columns),
             lambda staged: model.validate(build(staged)),
         )
         return MaterializeResult(metadata={"rows": sum(per_day.values())})

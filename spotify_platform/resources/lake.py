@@ -140,16 +140,22 @@ class LakeResource(ConfigurableResource):
 
     def list_keys(self, prefix: str) -> list[str]:
         """Keys under a prefix, sorted, relative to the lake root; temporary files excluded."""
+        return sorted(self.list_sizes(prefix))
+
+    def list_sizes(self, prefix: str) -> dict[str, int]:
+        """Keys under a prefix with their sizes in bytes, from the listing alone."""
         if self.is_s3:
-            keys: list[str] = []
+            sizes: dict[str, int] = {}
             paginator = self._s3().get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
-                keys.extend(obj["Key"][len(self.prefix) :] for obj in page.get("Contents", []))
-            return sorted(keys)
-        return sorted(self._local_keys(prefix))
+                for obj in page.get("Contents", []):
+                    sizes[obj["Key"][len(self.prefix) :]] = int(obj["Size"])
+            return sizes
+        return dict(self._local_sizes(prefix))
 
-    def keys_by_day(self, root: str, days: list[dt.date]) -> dict[dt.date, list[str]]:
-        """Keys under `root + "dt=YYYY-MM-DD/"` for each of `days` that has any.
+    def keys_by_day(self, root: str, days: list[dt.date]) -> dict[dt.date, dict[str, int]]:
+        """Keys (with their sizes) under `root + "dt=YYYY-MM-DD/"` for each of `days` that
+        has any.
 
         A long range is listed a year at a time rather than a day at a time, so asking about
         ten years of mostly empty days costs a few listings, and what is listed is what the
@@ -161,19 +167,19 @@ class LakeResource(ConfigurableResource):
             if len(wanted) <= DAY_LISTINGS_UP_TO
             else [f"{root}dt={year}-" for year in sorted({day.year for day in wanted})]
         )
-        found: dict[dt.date, list[str]] = {}
+        found: dict[dt.date, dict[str, int]] = {}
         for prefix in prefixes:
-            for key in self.list_keys(prefix):
+            for key, size in sorted(self.list_sizes(prefix).items()):
                 folder = key[len(root) :].partition("/")[0]
                 try:
                     day = dt.date.fromisoformat(folder.removeprefix("dt="))
                 except ValueError:
                     continue
                 if day in wanted:
-                    found.setdefault(day, []).append(key)
+                    found.setdefault(day, {})[key] = size
         return found
 
-    def _local_keys(self, prefix: str) -> Iterator[str]:
+    def _local_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
         """Files under a key prefix, walking only the folders that can hold them: an empty
         day's prefix names a folder that does not exist and costs one `stat`, whatever the
         lake holds beside it."""
@@ -188,9 +194,9 @@ class LakeResource(ConfigurableResource):
                 continue
             key = f"{folder_key}/{entry.name}" if folder_key else entry.name
             if entry.is_dir():
-                yield from self._local_keys(f"{key}/")
+                yield from self._local_sizes(f"{key}/")
             elif entry.is_file():
-                yield key
+                yield key, entry.stat().st_size
 
     def delete(self, key: str) -> None:
         if self.is_s3:
@@ -237,14 +243,22 @@ class LakeResource(ConfigurableResource):
     ) -> pd.DataFrame:
         """A Parquet object as a frame; `arrow_strings` keeps text in Arrow memory (no Python
         str per value), which is how the warehouse loader wants a million-row day."""
-        table = pq.read_table(io.BytesIO(self.read_bytes(key)), columns=columns)
-        if not arrow_strings:
-            return table.to_pandas()
-        text = pd.StringDtype("pyarrow")
-        mapping = {pa.string(): text, pa.large_string(): text}
-        return table.to_pandas(types_mapper=mapping.get, self_destruct=True)
+        return arrow_frame(self.read_arrow(key, columns), arrow_strings)
+
+    def read_arrow(self, key: str, columns: list[str] | None = None) -> pa.Table:
+        """A Parquet object as an Arrow table."""
+        return pq.read_table(io.BytesIO(self.read_bytes(key)), columns=columns)
 
     def temp_key(self, key: str) -> str:
         """A sibling key for staging a write that is moved into place when complete."""
         folder, _, name = key.rpartition("/")
         return f"{folder}/_tmp/{uuid.uuid4().hex}-{name}" if folder else f"_tmp/{name}"
+
+
+def arrow_frame(table: pa.Table, arrow_strings: bool = False) -> pd.DataFrame:
+    """An Arrow table as a frame, text kept in Arrow memory when `arrow_strings`."""
+    if not arrow_strings:
+        return table.to_pandas()
+    text = pd.StringDtype("pyarrow")
+    mapping = {pa.string(): text, pa.large_string(): text}
+    return table.to_pandas(types_mapper=mapping.get, self_destruct=True)

@@ -7,6 +7,7 @@ staged row, a duplicate, or a quarantined row with a reason naming the field.
 
 import datetime as dt
 import json
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -160,13 +161,15 @@ def canonicalise(
     raw: pd.DataFrame,
     *,
     key: bytes,
-    source: str,
-    day: dt.date,
+    source: str | pd.Series,
+    day: dt.date | pd.Series,
     pseudonyms: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Type and derive the canonical columns; adds `_reason` for records that cannot be typed.
 
-    `pseudonyms` is `pseudonymise`'s memo, shared by the slices of a day.
+    `source` and `day` are one value for all records, or one per record (several files of
+    several days typed at once). `pseudonyms` is `pseudonymise`'s memo, shared by the slices
+    of a day.
     """
     n = len(raw)
     reasons = pd.Series([None] * n, index=raw.index, dtype=object)
@@ -250,7 +253,9 @@ def canonicalise(
         {
             "event_id": event_ids(_coalesce(account_id, ""), ended, content_key, ms_played),
             "account_id": account_id,
-            "source": _labels(np.zeros(n, dtype=np.int64), [source], raw.index),
+            "source": source
+            if isinstance(source, pd.Series)
+            else _labels(np.zeros(n, dtype=np.int64), [source], raw.index),
             "ended_at": ended,
             "started_at": started_at,
             "ms_played": ms_played,
@@ -271,7 +276,7 @@ def canonicalise(
             "offline": _flag(raw["offline"]),
             "incognito": _flag(raw["incognito_mode"]),
             "is_stream": ((content_type == "track") & (ms_played >= STREAM_MIN_MS)).astype(bool),
-            "dt": pd.Timestamp(day),
+            "dt": day if isinstance(day, pd.Series) else pd.Timestamp(day),
             "utc_hour": started_at.dt.hour.astype("Int8"),
             "local_hour": local_hour(started_at, country).astype("Int8"),
             "_reason": reasons,
@@ -376,23 +381,7 @@ def _stage_file(
 ) -> int:
     """Canonical rows of one raw file into `staged`, its bad lines and rows into `rejected`;
     returns the file's raw record count."""
-    if batch.unknown_fields:
-        result.unknown_fields[source_file] = batch.unknown_fields
-    if batch.missing_fields:
-        result.missing_fields[source_file] = batch.missing_fields
-    if batch.bad_lines:
-        rejected.append(
-            pd.DataFrame(
-                {
-                    "dt": pd.Timestamp(day),
-                    "source_file": source_file,
-                    "line": [b[0] for b in batch.bad_lines],
-                    "reason": [b[1] for b in batch.bad_lines],
-                    "record": [b[2] for b in batch.bad_lines],
-                }
-            )
-        )
-    raw = batch.records.reset_index(drop=True)
+    raw = _take_file(source_file, batch, day, rejected, result)
     source = _source_of(source_file)
 
     def stage_slice(start: int) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
@@ -433,9 +422,105 @@ def _stage_file(
         for frame, bad in pool.map(stage_slice, starts):
             staged.append(frame)
             rejected.extend(bad)
-    if not raw.empty:
-        result.files.append(source_file)
     return len(raw) + len(batch.bad_lines)
+
+
+def _take_file(
+    source_file: str,
+    batch: RawBatch,
+    day: dt.date,
+    rejected: list[pd.DataFrame],
+    result: StagedDay,
+) -> pd.DataFrame:
+    """Note a raw file's drift and lines that were not JSON in the day's result; its records."""
+    if batch.unknown_fields:
+        result.unknown_fields[source_file] = batch.unknown_fields
+    if batch.missing_fields:
+        result.missing_fields[source_file] = batch.missing_fields
+    if batch.bad_lines:
+        rejected.append(
+            pd.DataFrame(
+                {
+                    "dt": pd.Timestamp(day),
+                    "source_file": source_file,
+                    "line": [b[0] for b in batch.bad_lines],
+                    "reason": [b[1] for b in batch.bad_lines],
+                    "record": [b[2] for b in batch.bad_lines],
+                }
+            )
+        )
+    if len(batch.records):
+        result.files.append(source_file)
+    return batch.records.reset_index(drop=True)
+
+
+def stage_days(
+    batches_by_day: dict[dt.date, dict[str, RawBatch]], *, key: bytes
+) -> dict[dt.date, StagedDay]:
+    """Stage several small days at once, each with the outcome `stage_day` gives it.
+
+    Typing and the contract cost a fixed time per call whatever the rows, which dominated days
+    of a few dozen plays; here every file of every day is typed and checked in one call, and
+    the days are parted again for de-duplication, which stays within a day. For days whose
+    records together fit in memory comfortably.
+    """
+    results = {
+        day: StagedDay(day=day, streams=pd.DataFrame(), quarantine=pd.DataFrame())
+        for day in batches_by_day
+    }
+    rejected: dict[dt.date, list[pd.DataFrame]] = {day: [] for day in batches_by_day}
+    raws: list[pd.DataFrame] = []
+    origins: list[tuple[str, dt.date]] = []
+    for day, batches in batches_by_day.items():
+        for source_file in sorted(batches):
+            batch = batches[source_file]
+            raw = _take_file(source_file, batch, day, rejected[day], results[day])
+            results[day].raw_records += len(raw) + len(batch.bad_lines)
+            if len(raw):
+                raws.append(raw)
+                origins.append((source_file, day))
+    by_day: dict[dt.date, pd.DataFrame] = {}
+    if raws:
+        with warnings.catch_warnings():
+            # Files without a field have it all null; how pandas types such a column in a
+            # concat is changing, and canonicalise reads either typing the same.
+            warnings.simplefilter("ignore", FutureWarning)
+            raw = pd.concat(raws, ignore_index=True)
+        codes = np.repeat(np.arange(len(origins)), [len(r) for r in raws])
+        del raws
+        sources = _labels(codes, [_source_of(f) for f, _ in origins], raw.index)
+        day_values = np.array([np.datetime64(d, "s") for _, d in origins])[codes]
+        frame = canonicalise(
+            raw, key=key, source=sources, day=pd.Series(day_values, index=raw.index)
+        )
+        reasons = frame.pop("_reason").copy()
+        typed = reasons.isna()
+        contract = [
+            _contract_reasons(part[STAGING_COLUMNS])
+            for part in (
+                frame[typed].iloc[i : i + CONTRACT_SLICE_ROWS]
+                for i in range(0, int(typed.sum()), CONTRACT_SLICE_ROWS)
+            )
+        ]
+        if contract:
+            failed = pd.concat(contract)
+            reasons.loc[failed.index] = failed
+        bad = reasons.notna()
+        for code in np.unique(codes[bad.to_numpy()]):
+            rows = frame.index[bad.to_numpy() & (codes == code)]
+            source_file, day = origins[code]
+            rejected[day].append(
+                quarantine_records(raw, rows, reasons, frame["account_id"], source_file, day)
+            )
+        good = frame[~bad.to_numpy()][STAGING_COLUMNS]
+        by_day = {
+            pd.Timestamp(stamp).date(): part for stamp, part in good.groupby("dt", sort=False)
+        }
+        del good, frame, raw
+    for day, result in results.items():
+        part = by_day.pop(day, None)
+        _finish(result, [] if part is None else [part], rejected[day])
+    return results
 
 
 def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> StagedDay:
@@ -456,6 +541,19 @@ def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> Stag
         raw_count += records
         return_free_memory()
 
+    result.raw_records = raw_count
+    return _finish(result, staged, rejected)
+
+
+def _finish(
+    result: StagedDay, staged: list[pd.DataFrame], rejected: list[pd.DataFrame]
+) -> StagedDay:
+    """The day's staged rows (duplicates out, in event id order) and its quarantine.
+
+    Consumes `staged`, the day's canonical rows in parts: the sort below frees each column
+    as it moves it, which only returns memory if nothing else holds the frame.
+    """
+    day = result.day
     if len(staged) == 1:
         candidates = staged[0].reset_index(drop=True)
     else:
@@ -483,7 +581,6 @@ def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> Stag
             day,
         )
     )
-    result.raw_records = raw_count
     return result
 
 

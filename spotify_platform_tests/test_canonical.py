@@ -1,0 +1,68 @@
+"""Staging several small days at once gives each day what staging it alone gives it."""
+
+import datetime as dt
+import gzip
+import json
+
+import pandas as pd
+
+from spotify_platform.sources.canonical import stage_day, stage_days
+from spotify_platform.sources.raw import encode_jsonl_gz, parse_jsonl
+from spotify_platform.sources.simulator import ListeningSimulator
+
+FIRST = dt.date(2026, 2, 27)
+KEY = b"test-key"
+
+
+def _raw_files() -> dict[dt.date, dict[str, bytes]]:
+    """Three simulated days, with a malformed file, duplicates and an empty day among them."""
+    simulator = ListeningSimulator(accounts=30, seed=4, epoch=dt.date(2026, 1, 1))
+    files: dict[dt.date, dict[str, bytes]] = {}
+    for day, frame in simulator.days(FIRST, FIRST + dt.timedelta(days=2)):
+        prefix = f"raw/listening_events/dt={day}"
+        files[day] = {f"{prefix}/source=simulator/events.jsonl.gz": encode_jsonl_gz(frame)}
+    day = FIRST + dt.timedelta(days=1)
+    record = json.loads(
+        simulator.day(day).head(3).to_json(orient="records", date_format="iso")
+    )
+    lines = [json.dumps(r) for r in record]
+    lines += [lines[0], "{not json", json.dumps({**record[1], "ms_played": "lots"})]
+    lines.append(json.dumps({**record[2], "ts": None, "surprise_field": 1}))
+    files[day][f"raw/listening_events/dt={day}/source=export/me.jsonl.gz"] = gzip.compress(
+        "\n".join(lines).encode()
+    )
+    files[FIRST + dt.timedelta(days=3)] = {}
+    return files
+
+
+def _parsed(files: dict[str, bytes]) -> dict:
+    return {key: parse_jsonl(data) for key, data in files.items()}
+
+
+def test_staging_days_together_equals_staging_each_day_alone():
+    files = _raw_files()
+    together = stage_days({day: _parsed(f) for day, f in files.items()}, key=KEY)
+    assert set(together) == set(files)
+    quarantined = 0
+    for day, day_files in files.items():
+        alone = stage_day(_parsed(day_files), key=KEY, day=day)
+        both = together[day]
+        pd.testing.assert_frame_equal(both.streams, alone.streams)
+        pd.testing.assert_frame_equal(
+            both.quarantine.reset_index(drop=True), alone.quarantine.reset_index(drop=True)
+        )
+        assert (both.raw_records, both.duplicates, sorted(both.files)) == (
+            alone.raw_records,
+            alone.duplicates,
+            sorted(alone.files),
+        )
+        assert both.reason_counts() == alone.reason_counts()
+        assert (both.unknown_fields, both.missing_fields) == (
+            alone.unknown_fields,
+            alone.missing_fields,
+        )
+        assert both.raw_records == len(both.streams) + both.rejected + both.duplicates
+        quarantined += both.rejected
+        if day_files:
+            assert (both.streams["dt"] == pd.Timestamp(day)).all() and len(both.streams)
+    assert quarantined >= 3
