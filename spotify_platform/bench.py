@@ -31,6 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from spotify_platform.bench_history import SHAPES, history_section, history_worker
+
 BENCH_DIR = Path(".bench")
 DAY = dt.date(2026, 3, 10)
 SEED = 7
@@ -546,6 +548,7 @@ WORKERS: dict[str, Callable[[dict], dict]] = {
     "seed": seed_worker,
     "platform": platform_worker,
     "kpi": kpi_worker,
+    "history": history_worker,
 }
 
 
@@ -858,6 +861,7 @@ SECTIONS = {
     "scaling": scaling_section,
     "backfill": backfill_section,
     "kpi": kpi_section,
+    "history": history_section,
 }
 
 
@@ -875,6 +879,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--kpi-days", type=int, default=30)
     parser.add_argument("--kpi-events", type=int, default=1_000_000, help="fact rows per day")
     parser.add_argument("--full", action="store_true", help="1M events a day in the backfill")
+    parser.add_argument("--history-scale", type=float, default=1.0, help="share of the plays")
+    parser.add_argument(
+        "--history-shape", dest="history_shapes", action="append", choices=sorted(SHAPES)
+    )
     parser.add_argument("--mysql-url", default=os.environ.get("BENCH_MYSQL_URL", DEFAULT_MYSQL_URL))
     parser.add_argument("--keep", action="store_true", help="keep the spt_bench_* databases")
     parser.add_argument(

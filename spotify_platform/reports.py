@@ -29,6 +29,8 @@ BAND_HOURS = 3
 LEADING_GENRES = 3
 HEATMAP_COUNTRIES = 20
 RETENTION_COHORTS = 12
+SMALL_COUNT = 6  # counts up to this get a tick per unit
+HISTORY_TOP = 5  # artists and tracks shown per year of history
 RETENTION_MIN_HEIGHT = 470  # fills its card, which spans the skip-rate and churn cards
 UNKNOWN_GENRE = "unknown"
 
@@ -81,6 +83,17 @@ class DashboardData:
     artist_history: pd.DataFrame  # kpi_top_artists, the 14 days ending `day`
     # First day with a stream ever, when known: history older than the 90-day window counts.
     first_stream_day: dt.date | None = None
+    # The whole history by month and year, drawn after a run over a long range.
+    history: HistoryData | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class HistoryData:
+    """Everything up to the dashboard's day, for the page drawn after a long (history) run."""
+
+    daily: pd.DataFrame  # kpi_daily_streams: dt, plays, streams, minutes_played
+    top_artists: pd.DataFrame  # year, artist_name, streams, minutes_played (top per year)
+    top_tracks: pd.DataFrame  # year, track_name, artist_name, streams, minutes_played
 
 
 def history_window(day: dt.date) -> list[dt.date]:
@@ -508,7 +521,16 @@ def _streams_chart(trend: pd.DataFrame) -> go.Figure | None:
             ),
         ]
     )
-    return _style(fig, 250, yaxis={"rangemode": "tozero", "tickformat": ",d"})
+    return _style(fig, 250, yaxis=_count_axis(trend["streams"].max()))
+
+
+def _count_axis(peak: object) -> dict[str, object]:
+    """A y axis of whole numbers: small counts (one listener's DAU) get a tick per unit,
+    where plotly would otherwise put ticks at halves and print them rounded (1, 1, 0)."""
+    axis: dict[str, object] = {"rangemode": "tozero", "tickformat": ",d"}
+    if pd.notna(peak) and float(peak) <= SMALL_COUNT:
+        axis.update({"tick0": 0, "dtick": 1})
+    return axis
 
 
 def _users_chart(trend: pd.DataFrame) -> go.Figure | None:
@@ -527,7 +549,7 @@ def _users_chart(trend: pd.DataFrame) -> go.Figure | None:
             for column, color in (("mau", "#2563eb"), ("wau", "#8b5cf6"), ("dau", GREEN))
         ]
     )
-    return _style(fig, 250, yaxis={"rangemode": "tozero", "tickformat": ",d"})
+    return _style(fig, 250, yaxis=_count_axis(trend[["mau", "wau", "dau"]].max().max()))
 
 
 def _region_chart(region: pd.DataFrame) -> tuple[go.Figure | None, int]:
@@ -1001,6 +1023,8 @@ def render_dashboard(data: DashboardData, day: dt.date) -> str:
         if figures.count
         else ""
     )
+    if data.history is not None:
+        cards += history_cards(data.history, figures)
     sentences = "".join(f"<li>{_e(s)}</li>" for s in insight_sentences(found))
     parts = [
         "<!DOCTYPE html>",
@@ -1038,3 +1062,103 @@ def insights_markdown(found: dict[str, object]) -> str:
         return "".join(f"\\{c}" if c in special else c for c in text)
 
     return "\n".join(f"- {escape(s)}" for s in insight_sentences(found))
+
+
+def _by_period(daily: pd.DataFrame, freq: str) -> pd.DataFrame:
+    """Plays, streams and minutes summed by calendar month ("M") or year ("Y")."""
+    frame = daily.assign(period=pd.to_datetime(daily["dt"]).dt.to_period(freq))
+    sums = frame.groupby("period")[["plays", "streams", "minutes_played"]].sum()
+    days = frame[frame["plays"] > 0].groupby("period").size().rename("days_with_plays")
+    return sums.join(days).fillna({"days_with_plays": 0}).reset_index()
+
+
+def _months_chart(months: pd.DataFrame) -> go.Figure:
+    fig = go.Figure(
+        go.Bar(
+            x=months["period"].dt.to_timestamp(),
+            y=months["streams"],
+            marker_color=GREEN,
+            hovertemplate="%{x|%Y-%m}: %{y:,} streams<extra></extra>",
+        )
+    )
+    return _style(fig, 260, yaxis=_count_axis(months["streams"].max()), bargap=0.1)
+
+
+def _year_rows(years: pd.DataFrame, history: HistoryData) -> str:
+    head = "".join(
+        f"<th>{_e(t)}</th>"
+        for t in ("Year", "Days with plays", "Plays", "Streams", "Minutes", "Top artist")
+    )
+    body = []
+    for row in years.itertuples(index=False):
+        year = int(row.period.year)
+        artists = history.top_artists[history.top_artists["year"] == year]
+        top = str(artists.iloc[0]["artist_name"]) if len(artists) else "—"
+        cells = [
+            str(year),
+            _count(row.days_with_plays),
+            _count(row.plays),
+            _count(row.streams),
+            _minutes(row.minutes_played),
+        ]
+        body.append(
+            "<tr>"
+            + "".join(f"<td>{_e(c)}</td>" for c in cells)
+            + f'<td class="artist_name"><bdi>{_e(top)}</bdi></td></tr>'
+        )
+    rows = "".join(body)
+    return f'<table class="top"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+
+def _per_year(frame: pd.DataFrame, columns, empty: str) -> str:
+    if frame.empty:
+        return _empty(empty)
+    parts = []
+    for year in sorted(frame["year"].unique(), reverse=True):
+        rows = frame[frame["year"] == year].head(HISTORY_TOP)
+        parts.append(f"<h3>{_e(int(year))}</h3>{_top_table(rows, columns, empty)}")
+    return "".join(parts)
+
+
+def history_cards(history: HistoryData, figures: _Figures) -> list[_Card]:
+    """The whole history: streams by month, a row per year, top artists and tracks per year."""
+    daily = history.daily
+    if daily.empty or daily["plays"].sum() == 0:
+        return []
+    played = daily[daily["plays"] > 0]
+    first, last = (pd.Timestamp(played["dt"].min()).date(), pd.Timestamp(played["dt"].max()).date())
+    span = f"{first.isoformat()} to {last.isoformat()}, {len(played):,} days with plays"
+    months = _by_period(daily, "M")
+    years = _by_period(daily, "Y")
+    artist_columns = [
+        ("artist_name", "Artist", _name),
+        ("streams", "Streams", _count),
+        ("minutes_played", "Minutes", _minutes),
+    ]
+    track_columns = [
+        ("track_name", "Track", _name),
+        ("artist_name", "Artist", _name),
+        ("streams", "Streams", _count),
+    ]
+    return [
+        _Card(
+            "history-months",
+            "All history: streams by month",
+            span,
+            figures.html(_months_chart(months), "history-months"),
+            span=6,
+        ),
+        _Card("history-years", "All history: year by year", span, _year_rows(years, history), 6),
+        _Card(
+            "history-artists",
+            "Top artists of each year",
+            "by streams in the year",
+            _per_year(history.top_artists, artist_columns, "No streams."),
+        ),
+        _Card(
+            "history-tracks",
+            "Top tracks of each year",
+            "by streams in the year",
+            _per_year(history.top_tracks, track_columns, "No streams."),
+        ),
+    ]

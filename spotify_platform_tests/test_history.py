@@ -15,7 +15,7 @@ from spotify_platform.cli import run_range
 from spotify_platform.definitions import build_definitions
 from spotify_platform.event_storage import BatchingSqliteEventLogStorage, instance_settings
 from spotify_platform.ingest import import_history
-from spotify_platform.layout import STAGING_ROOT, staging_key
+from spotify_platform.layout import STAGING_ROOT, dashboard_key, staging_key
 from spotify_platform.sources.histories import HistorySpec, export_files
 from spotify_platform_tests.harness import make_resources
 
@@ -45,6 +45,9 @@ def _import(tmp_path, lake) -> pd.DataFrame:
                         if extended
                         else record["trackName"],
                         "ms": record["ms_played"] if extended else record["msPlayed"],
+                        "artist": record["master_metadata_album_artist_name"]
+                        if extended
+                        else record["artistName"],
                     }
                 )
         report = import_history(lake, [str(folder)], account=spec.account, country="SE")
@@ -104,6 +107,26 @@ def test_a_sparse_history_runs_once_with_every_day_materialized_and_right_kpis(
     expected_plays = plays.groupby("dt").size()
     got = dict(zip(pd.to_datetime(daily["dt"]).dt.date, daily["plays"].astype(int), strict=True))
     assert got == {day: int(expected_plays.get(day, 0)) for day in days}
+
+    facts = instance.fetch_materializations(AssetKey(["warehouse", "fact_streams"]), limit=1000)
+    row_counts = {
+        dt.date.fromisoformat(r.partition_key): r.asset_materialization.metadata[
+            "dagster/row_count"
+        ].value
+        for r in facts.records
+    }
+    assert row_counts == {day: int(expected_plays.get(day, 0)) for day in days}
+
+    page = lake.read_bytes(dashboard_key(LAST)).decode()
+    assert 'id="history-months"' in page and 'id="history-artists"' in page
+    per_year = plays.groupby(pd.to_datetime(plays["dt"]).dt.year)
+    for year, group in per_year:
+        row = f"<tr><td>{year}</td><td>{group['dt'].nunique():,}</td><td>{len(group):,}</td>"
+        assert row in page, row
+    streams = plays[plays["ms"] >= 30_000]
+    by_artist = streams.groupby(streams["artist"].str.casefold()).size()
+    top = by_artist[by_artist == by_artist.max()].index
+    assert any(f"<bdi>{name}</bdi>".casefold() in page.casefold() for name in top)
 
     active = warehouse.read_table("kpi_active_users").sort_values("dt").reset_index(drop=True)
     expected = _expected_active(plays, days)

@@ -1,5 +1,6 @@
 """Reports layer: the self-contained HTML dashboard of a day, written to the lake."""
 
+import dataclasses
 import datetime as dt
 
 import pandas as pd
@@ -55,6 +56,90 @@ def read_dashboard_data(warehouse: WarehouseResource, day: dt.date) -> reports.D
     )
 
 
+def read_history(warehouse: WarehouseResource, day: dt.date) -> reports.HistoryData:
+    """The whole history up to `day`: daily totals, and the top artists and tracks of each
+    year from the per-day aggregates (each artist or track under its latest spelling)."""
+    daily_table = TABLES["kpi_daily_streams"]
+    daily = warehouse.read_frame(
+        sa.select(
+            daily_table.c.dt,
+            daily_table.c.plays,
+            daily_table.c.streams,
+            daily_table.c.minutes_played,
+        ).where(daily_table.c.dt <= day)
+    )
+    daily = daily.astype({"plays": "int64", "streams": "int64", "minutes_played": "float64"})
+    years = sorted({pd.Timestamp(d).year for d in daily.loc[daily["plays"] > 0, "dt"]})
+    artists, tracks = [], []
+    for year in years:
+        first, last = dt.date(year, 1, 1), min(dt.date(year, 12, 31), day)
+        artists.append(
+            _year_top(
+                warehouse, "agg_artist_daily", "artist_id", ["artist_name"], year, first, last
+            )
+        )
+        tracks.append(
+            _year_top(
+                warehouse,
+                "agg_track_daily",
+                "track_id",
+                ["track_name", "artist_name"],
+                year,
+                first,
+                last,
+            )
+        )
+    empty = pd.DataFrame(columns=["year", "streams", "minutes_played"])
+    return reports.HistoryData(
+        daily=daily,
+        top_artists=pd.concat(artists, ignore_index=True) if artists else empty,
+        top_tracks=pd.concat(tracks, ignore_index=True) if tracks else empty,
+    )
+
+
+def _year_top(
+    warehouse: WarehouseResource,
+    table: str,
+    key: str,
+    names: list[str],
+    year: int,
+    first: dt.date,
+    last: dt.date,
+) -> pd.DataFrame:
+    """A year's top identities by streams, each named as on its latest day in the year."""
+    t = TABLES[table]
+    grouped = warehouse.read_frame(
+        sa.select(
+            t.c[key],
+            *(t.c[n] for n in names),
+            sa.func.sum(t.c.streams).label("streams"),
+            sa.func.sum(t.c.ms_played).label("ms_played"),
+            sa.func.max(t.c.dt).label("last_dt"),
+        )
+        .where(t.c.dt.between(first, last), t.c.streams > 0)
+        .group_by(t.c[key], *(t.c[n] for n in names))
+    )
+    if grouped.empty:
+        return pd.DataFrame(columns=["year", *names, "streams", "minutes_played"])
+    grouped = grouped.astype({"streams": "int64", "ms_played": "float64"})
+    order = [True, False, *([True] * len(names))]
+    named = grouped.sort_values([key, "last_dt", *names], ascending=order)
+    shown = named.drop_duplicates(key)[[key, *names]]
+    totals = grouped.groupby(key)[["streams", "ms_played"]].sum().reset_index()
+    top = totals.merge(shown, on=key).sort_values(
+        ["streams", *names], ascending=[False, *([True] * len(names))], kind="mergesort"
+    )
+    top = top.head(reports.HISTORY_TOP)
+    return pd.DataFrame(
+        {
+            "year": year,
+            **{n: top[n].to_numpy() for n in names},
+            "streams": top["streams"].to_numpy(),
+            "minutes_played": top["ms_played"].to_numpy() / 60_000,
+        }
+    )
+
+
 def _insight_metadata(found: dict[str, object]) -> dict[str, MetadataValue]:
     def text(value: object) -> MetadataValue:
         return MetadataValue.text(str(value)) if value is not None else MetadataValue.null()
@@ -92,9 +177,13 @@ def _insight_metadata(found: dict[str, object]) -> dict[str, MetadataValue]:
 def dashboard(
     context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
 ) -> MaterializeResult:
-    rendered = days_to_render(days_of(context))
+    days = days_of(context)
+    rendered = days_to_render(days)
     for day in rendered:
         data = read_dashboard_data(warehouse, day)
+        if len(days) > RENDER_EVERY_DAY_UP_TO:
+            # A long range is a backfill or an imported history: its one page shows it all.
+            data = dataclasses.replace(data, history=read_history(warehouse, day))
         page = reports.render_dashboard(data, day).encode("utf-8")
         key = dashboard_key(day)
         lake.write_bytes(key, page)

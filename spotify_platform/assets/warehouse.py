@@ -16,7 +16,6 @@ from dagster import (
     Failure,
     Jitter,
     MaterializeResult,
-    MetadataValue,
     RetryPolicy,
     asset,
 )
@@ -137,15 +136,17 @@ def fact_streams(
 
     days = days_of(context)
     per_day = _load_batches(warehouse, "fact_streams", days, staged_tables(lake, days))
-    total = sum(per_day.values())
-    context.log.info(f"fact_streams: {total} rows over {len(per_day)} days")
-    return MaterializeResult(
-        metadata={
-            "rows": total,
-            "rows_by_day": MetadataValue.json(per_day),
-            "table": warehouse.display_url + "#fact_streams",
-        }
-    )
+    _partition_row_counts(context, per_day)
+    context.log.info(f"fact_streams: {sum(per_day.values())} rows over {len(per_day)} days")
+    return MaterializeResult(metadata={"table": warehouse.display_url + "#fact_streams"})
+
+
+def _partition_row_counts(context: AssetExecutionContext, per_day: dict[str, int]) -> None:
+    """Each day's own row count on its own materialization. Metadata returned for a range is
+    copied onto every day of it: a range's total (or a table of all its days) would be shown
+    as each day's, and years of days would store that table once per day."""
+    for day, rows in per_day.items():
+        context.add_asset_metadata({"dagster/row_count": rows}, partition_key=day)
 
 
 def _aggregate_asset(
@@ -175,7 +176,8 @@ def _aggregate_asset(
             staged_tables(lake, days, columns),
             lambda staged: model.validate(build(staged)),
         )
-        return MaterializeResult(metadata={"rows": sum(per_day.values())})
+        _partition_row_counts(context, per_day)
+        return MaterializeResult()
 
     return _aggregate
 
