@@ -23,6 +23,8 @@ from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._serdes import ConfigurableClassData, serialize_value
 
 BATCH_SIZE = "1000"
+# Named rather than taken from __name__, which is "__main__" when the module is run as a script.
+MODULE = "spotify_platform.event_storage"
 
 
 class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
@@ -113,7 +115,7 @@ def instance_settings(home: str) -> str:
         "telemetry:\n"
         "  enabled: false\n"
         "event_log_storage:\n"
-        f"  module: {__name__}\n"
+        f"  module: {MODULE}\n"
         f"  class: {BatchingSqliteEventLogStorage.__name__}\n"
         "  config:\n"
         f"    base_dir: {runs}\n"

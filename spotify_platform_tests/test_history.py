@@ -6,6 +6,8 @@ materialized in Dagster, and the day-keyed KPIs must hold for the days between p
 
 import datetime as dt
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -13,7 +15,11 @@ from dagster import AssetCheckKey, AssetKey, DagsterEventType, DagsterInstance
 
 from spotify_platform.cli import run_range
 from spotify_platform.definitions import build_definitions
-from spotify_platform.event_storage import BatchingSqliteEventLogStorage, instance_settings
+from spotify_platform.event_storage import (
+    LEGACY_SETTINGS,
+    BatchingSqliteEventLogStorage,
+    instance_settings,
+)
 from spotify_platform.ingest import import_history
 from spotify_platform.layout import STAGING_ROOT, dashboard_key, staging_key
 from spotify_platform.sources.histories import HistorySpec, export_files
@@ -187,3 +193,20 @@ def test_batched_event_storage_records_what_dagsters_own_sqlite_storage_records(
     assert {f"2026-03-0{day}" for day in range(1, 5)} <= partitions
     assert all(len(p) == 4 and last == "2026-03-04" for p, last in stock_status.values())
     assert all(len(done) == len(planned) == 4 for done, planned in stock_events.values())
+
+
+def test_make_instance_writes_settings_dagster_loads_and_upgrades_the_old_ones(tmp_path):
+    fresh, old, custom = tmp_path / "fresh", tmp_path / "old", tmp_path / "custom"
+    old.mkdir()
+    (old / "dagster.yaml").write_text(LEGACY_SETTINGS)
+    custom.mkdir()
+    (custom / "dagster.yaml").write_text("telemetry:\n  enabled: true\n")
+    for home in (fresh, old, custom):
+        subprocess.run(
+            [sys.executable, "-m", "spotify_platform.event_storage", str(home)], check=True
+        )
+    for home in (fresh, old):
+        instance = DagsterInstance.from_config(str(home))
+        assert isinstance(instance.event_log_storage, BatchingSqliteEventLogStorage)
+        instance.dispose()
+    assert (custom / "dagster.yaml").read_text() == "telemetry:\n  enabled: true\n"
