@@ -16,33 +16,43 @@ import pyarrow.compute as pc
 SEEN_AT = "name_seen_at"
 
 
-def latest_first(table: pa.Table, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(order, rank) of the table's plays: `order` lists row positions latest play first, ties
-    by `names` in code point order; `rank` is each row's place in it.
+def group_codes(table: pa.Table, keys: Sequence[str]) -> np.ndarray:
+    """A dense int64 code per row for its `keys` (a missing key is a value of its own)."""
+    codes = np.zeros(len(table), dtype=np.int64)
+    for key in keys:
+        encoded = pc.dictionary_encode(table[key].combine_chunks())
+        size = len(encoded.dictionary) + 1
+        indices = pc.fill_null(encoded.indices, size - 1).to_numpy().astype(np.int64)
+        codes = codes * size + indices
+    return pc.dictionary_encode(pa.array(codes)).indices.to_numpy().astype(np.int64)
 
-    A group's least rank (a hash aggregate's "min") is its latest play, and `order` at that
-    rank its row: one sort for every group at once.
-    """
-    keys = [("ended_at", "descending"), *((name, "ascending") for name in names)]
-    order = pc.sort_indices(table.select(["ended_at", *names]), sort_keys=keys).to_numpy()
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order), dtype=np.int64)
-    return order, rank
+
+def latest_rows(table: pa.Table, groups: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """The row position of each group's latest play: the latest `ended_at` (an arg-max per
+    group), ties to the least `names` in code point order (a sort of the plays at their
+    group's latest end, mostly one a group)."""
+    ended = pc.cast(table["ended_at"].combine_chunks(), pa.int64()).to_numpy()
+    latest = np.full(int(groups.max(initial=-1)) + 1, np.iinfo(np.int64).min)
+    np.maximum.at(latest, groups, ended)
+    candidates = np.flatnonzero(ended == latest[groups])
+    tied = (
+        table.select(list(names))
+        .take(candidates)
+        .append_column("_group", pa.array(groups[candidates]))
+    )
+    keys = [("_group", "ascending"), *((name, "ascending") for name in names)]
+    order = pc.sort_indices(tied, sort_keys=keys).to_numpy()
+    ordered = groups[candidates][order]
+    first = np.concatenate(([True], ordered[1:] != ordered[:-1]))[: len(ordered)]
+    return candidates[order[first]]
 
 
 def latest_plays(plays: pd.DataFrame, keys: list[str], names: list[str]) -> pd.DataFrame:
     """The row of each `keys` group's latest play; a missing key is dropped once grouped,
     from one row per group rather than from every play."""
     table = pa.Table.from_pandas(plays[[*keys, "ended_at", *names]], preserve_index=False)
-    order, rank = latest_first(table, names)
-    grouped = (
-        table.select(keys)
-        .append_column("_rank", pa.array(rank))
-        .group_by(keys, use_threads=False)
-        .aggregate([("_rank", "min")])
-    )
-    winners = np.sort(order[grouped["_rank_min"].to_numpy()])
-    return plays.iloc[winners].dropna(subset=keys).reset_index(drop=True)
+    rows = latest_rows(table, group_codes(table, keys), names)
+    return plays.iloc[np.sort(rows)].dropna(subset=keys).reset_index(drop=True)
 
 
 def _before(left: pd.DataFrame, right: pd.DataFrame, columns: Sequence[str]) -> pd.Series:

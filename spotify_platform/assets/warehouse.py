@@ -3,7 +3,7 @@
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -285,13 +285,12 @@ def _named_rows(
     table: str,
     seen: pd.DataFrame,
     name_columns: list[str],
-    also: list[str] | None = None,
+    also: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(new, renamed): the `seen` latest plays whose ids the dimension lacks, and its rows
     that they rename (`names.renamed`), whole. Run under the table's lock, so that runs
     naming the same ids from different days take turns and the latest play wins."""
     key = TABLE_DEFS[table].primary_key[0]
-    also = also or []
     compared = [key, *name_columns, *also, names.SEEN_AT]
     stored = typed_frame(_select_in(warehouse, table, compared, key, sorted(seen[key])), table)
     new = seen[~seen[key].isin(stored[key])]
@@ -410,7 +409,8 @@ def dim_artists(
         return MaterializeResult(metadata={"new_artists": 0, "renamed_artists": 0})
     with warehouse.exclusive("dim_artists"):
         new, renamed = _named_rows(warehouse, "dim_artists", seen, ["artist_name"])
-        new = new.merge(_spotify_artist_ids(warehouse, sorted(new["artist_id"])), how="left")
+        links = _spotify_artist_ids(warehouse, sorted(new["artist_id"]))
+        new = new.merge(links, on="artist_id", how="left")
         spotify_ids = sorted(new["spotify_artist_id"].dropna().unique())
         payloads = _fetch_landed(lake, "artists", days[-1], spotify_ids, spotify.fetch_artists)
         described = parse_artists(payloads).reindex(columns=ARTIST_COLUMNS)
