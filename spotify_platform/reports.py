@@ -20,6 +20,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import plotly.offline
 
+from spotify_platform.sources.identity import name_ids
+
 HISTORY_DAYS = 90
 GROWTH_WINDOW_DAYS = 7
 GROWTH_HISTORY_DAYS = 2 * GROWTH_WINDOW_DAYS
@@ -224,13 +226,23 @@ def _fastest_growing(data: DashboardData) -> tuple[str, int, int] | None:
         return None
     split = _ts(day - dt.timedelta(days=GROWTH_WINDOW_DAYS - 1))
     recent = _days(history) >= split
-    last = history[recent].groupby("artist_name")["streams"].sum()
-    previous = history[~recent].groupby("artist_name")["streams"].sum()
+    # Each day's list spells an artist as that day's latest play did: rows are summed by the
+    # artist's identity (as its id is made) and named as on the latest day.
+    history = history.assign(artist=name_ids(history["artist_name"]))
+    last = history[recent].groupby("artist")["streams"].sum()
+    previous = history[~recent].groupby("artist")["streams"].sum()
     if last.empty:
         return None
-    growth = pd.DataFrame({"last": last, "previous": previous.reindex(last.index, fill_value=0)})
+    shown = history.sort_values("dt", kind="mergesort").groupby("artist")["artist_name"].last()
+    growth = pd.DataFrame(
+        {
+            "artist": shown.reindex(last.index),
+            "last": last,
+            "previous": previous.reindex(last.index, fill_value=0),
+        }
+    )
     growth["increase"] = growth["last"] - growth["previous"]
-    growth = _ordered(growth.rename_axis("artist").reset_index(), "increase", ["artist"])
+    growth = _ordered(growth.reset_index(drop=True), "increase", ["artist"])
     best = growth.iloc[0]
     if best["increase"] <= 0:
         return None

@@ -24,6 +24,10 @@ EARLIEST_PLAY = pd.Timestamp("2006-01-01", tz="UTC")
 MAX_MS_PLAYED = 24 * 3600 * 1000
 TRACK_ID_PATTERN = r"^(?:[0-9A-Za-z]{22}|~[0-9a-f]{21})$"
 HEX_ID_PATTERN = r"^[0-9a-f]{32}$"
+NAME_SEEN_AT = (
+    "End of the latest play seen, whose names the row holds; NULL in rows from before names "
+    "followed the latest play, which the next load renames"
+)
 
 
 def text(max_length: int, *, nullable: bool = False, description: str, **checks) -> object:
@@ -138,9 +142,10 @@ class Quarantine(pa.DataFrameModel):
 
 class DimTracks(pa.DataFrameModel):
     track_id: Series[str] = text(22, str_matches=TRACK_ID_PATTERN, description="Track id")
-    track_name: Series[str] = text(512, description="Track title")
+    track_name: Series[str] = text(512, description="Track title of its latest play seen")
     artist_id: Series[str] = text(22, description="Artist surrogate id (name hash)")
-    artist_name: Series[str] = text(512, description="Album artist name")
+    artist_name: Series[str] = text(512, description="Album artist of its latest play seen")
+    name_seen_at: Series[UTC_TIMESTAMP] = pa.Field(nullable=True, description=NAME_SEEN_AT)
     spotify_artist_id: Series[str] = text(22, nullable=True, description="Spotify id if known")
     album_name: Series[str] = text(512, nullable=True, description="Album title")
     duration_ms: Series[pd.Int64Dtype] = pa.Field(ge=0, nullable=True, description="Length")
@@ -155,7 +160,8 @@ class DimTracks(pa.DataFrameModel):
 
 class DimArtists(pa.DataFrameModel):
     artist_id: Series[str] = text(22, description="'~' + hash of the artist name")
-    artist_name: Series[str] = text(512, description="Artist name")
+    artist_name: Series[str] = text(512, description="Name in its latest play seen")
+    name_seen_at: Series[UTC_TIMESTAMP] = pa.Field(nullable=True, description=NAME_SEEN_AT)
     spotify_artist_id: Series[str] = text(22, nullable=True, description="Spotify id if known")
     primary_genre: Series[str] = text(64, description="First genre, 'unknown' where none")
     genres: Series[str] = text(1024, nullable=True, description="All genres, ' | ' separated")
@@ -209,8 +215,8 @@ class AggAccountHourly(pa.DataFrameModel):
 
 class AggArtistDaily(pa.DataFrameModel):
     dt: Series[pd.Timestamp] = day()
-    artist_name: Series[str] = text(512, description="Album artist name")
     artist_id: Series[str] = text(22, description="'~' + hash of the artist name")
+    artist_name: Series[str] = text(512, description="Name in the day's latest play of it")
     streams: Series[int] = count("Streams of the artist")
     listeners: Series[int] = count("Accounts with a stream of the artist")
     ms_played: Series[int] = count("Milliseconds of those streams")
@@ -219,8 +225,12 @@ class AggArtistDaily(pa.DataFrameModel):
 class AggTrackDaily(pa.DataFrameModel):
     dt: Series[pd.Timestamp] = day()
     track_id: Series[str] = text(22, str_matches=TRACK_ID_PATTERN, description="Track id")
-    track_name: Series[str] = text(512, nullable=True, description="Least track title seen")
-    artist_name: Series[str] = text(512, nullable=True, description="Least artist name seen")
+    track_name: Series[str] = text(
+        512, nullable=True, description="Title in the day's latest play of the track"
+    )
+    artist_name: Series[str] = text(
+        512, nullable=True, description="Artist in the day's latest play of the track"
+    )
     streams: Series[int] = count("Streams of the track")
     listeners: Series[int] = count("Accounts with a stream of the track")
     ms_played: Series[int] = count("Milliseconds of those streams")

@@ -95,9 +95,15 @@ TABLE_DEFS: dict[str, TableDef] = {
             ("dt", "account_id"),
             indexes=(("account_id", "streamed", "dt"),),
         ),
-        # Per day and artist or track: what the top lists and genre shares need, a few
-        # thousand rows a day instead of a scan and sort of the day's streams.
-        TableDef("agg_artist_daily", schemas.AggArtistDaily, ("dt", "artist_name")),
+        # Per day and artist or track id: what the top lists and genre shares need, a few
+        # thousand rows a day instead of a scan and sort of the day's streams. The index
+        # finds a top list row's artist id by its name of that day (bi_top_artists).
+        TableDef(
+            "agg_artist_daily",
+            schemas.AggArtistDaily,
+            ("dt", "artist_id"),
+            indexes=(("dt", "artist_name"),),
+        ),
         TableDef("agg_track_daily", schemas.AggTrackDaily, ("dt", "track_id")),
         # Per account, hour, country and platform: the engagement and platform KPIs.
         TableDef(
@@ -146,13 +152,14 @@ VIEWS: dict[str, str] = {
         SELECT dt, utc_hour, streams, listeners, minutes_played
         FROM kpi_engagement_by_utc_hour
     """,
+    # A top list shows its day's spelling, and dim_artists the latest: genres are found by
+    # the artist id of the day's aggregate row, not by name.
     "bi_top_artists": """
         SELECT t.dt, t.rank AS artist_rank, t.artist_name, g.primary_genre, t.streams,
                t.listeners, t.minutes_played
         FROM kpi_top_artists t
-        LEFT JOIN (SELECT artist_name, MIN(primary_genre) AS primary_genre
-                   FROM dim_artists GROUP BY artist_name) g
-          ON g.artist_name = t.artist_name
+        LEFT JOIN agg_artist_daily d ON d.dt = t.dt AND d.artist_name = t.artist_name
+        LEFT JOIN dim_artists g ON g.artist_id = d.artist_id
     """,
     "bi_top_tracks": """
         SELECT t.dt, t.rank AS track_rank, t.track_name, t.artist_name, d.album_name,

@@ -51,16 +51,73 @@ def active(frame: pd.DataFrame, day: pd.Timestamp, days: int) -> int:
     return window["account"].nunique()
 
 
-def top_artists(frame: pd.DataFrame, day: pd.Timestamp) -> list[tuple[int, str, int]]:
-    streams = frame[frame["stream"] & (frame["day"] == day)]
-    counts = streams.groupby("artist")["account"].agg(["size", "nunique"])
-    rows = sorted(counts.itertuples(), key=lambda r: (-r.size, r.Index))
+def _who(name: str) -> str:
+    """An artist's or legacy track's identity: its name stripped and case-folded."""
+    return name.strip().casefold()
+
+
+def _track_key(row) -> str:
+    """A track's identity: its Spotify id, else "~" and its names' identities (a surrogate id
+    starts with "~", which sorts after every Spotify id's characters)."""
+    if isinstance(row.uri, str):
+        return row.uri.split(":")[-1]
+    return "~" + _who(row.artist) + "\x1f" + _who(row.track)
+
+
+def _latest(plays: pd.DataFrame, key, names) -> dict:
+    """Per identity, `names(play)` of its latest play: the latest end, then the least names."""
+    best = {}
+    for row in plays.itertuples():
+        rank = (-row.ended.value, names(row))
+        who = key(row)
+        if who not in best or rank < best[who]:
+            best[who] = rank
+    return {who: rank[1] for who, rank in best.items()}
+
+
+def artist_names(frame: pd.DataFrame) -> dict[str, str]:
+    """The name each artist (by identity) is shown under, from the plays in `frame`."""
+    plays = frame[frame["is_track"] & frame["artist"].notna()]
+    return _latest(plays, lambda r: _who(r.artist), lambda r: r.artist.strip())
+
+
+def track_names(frame: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """The (track, artist) names each track (by identity) is shown under."""
+    plays = frame[frame["is_track"] & frame["track"].notna()]
+    return _latest(plays, _track_key, lambda r: (r.track.strip(), r.artist.strip()))
+
+
+def _dense(rows: list[tuple], n: int = 50) -> list[tuple]:
+    """Rows sorted already, streams first: the first n, with dense ranks by streams."""
     ranked, rank, previous = [], 0, None
-    for row in rows[:50]:
-        if row.size != previous:
-            rank, previous = rank + 1, row.size
-        ranked.append((rank, row.Index, int(row.size)))
+    for row in rows[:n]:
+        if row[0] != previous:
+            rank, previous = rank + 1, row[0]
+        ranked.append((rank, *row))
     return ranked
+
+
+def top_artists(frame: pd.DataFrame, day: pd.Timestamp) -> list[tuple[int, str, int]]:
+    today = frame[frame["day"] == day]
+    shown = artist_names(today)
+    streams = today[today["stream"]]
+    counts = streams.groupby(streams["artist"].map(_who)).size()
+    rows = sorted((-int(n), shown[who]) for who, n in counts.items())
+    return [(rank, name, -minus) for rank, minus, name in _dense(rows)]
+
+
+def top_track_names(frame: pd.DataFrame, day: pd.Timestamp) -> list[tuple[int, str, str, int]]:
+    """(rank, track name, artist name, streams) of the day's top tracks."""
+    return [(rank, track, artist, n) for rank, _, track, artist, n in _top_tracks(frame, day)]
+
+
+def _top_tracks(frame: pd.DataFrame, day: pd.Timestamp) -> list[tuple]:
+    today = frame[frame["day"] == day]
+    shown = track_names(today)
+    streams = today[today["stream"]]
+    counts = streams.apply(_track_key, axis=1).value_counts()
+    rows = sorted((-int(n), *shown[key], key) for key, n in counts.items())
+    return [(rank, key, track, artist, -minus) for rank, minus, track, artist, key in _dense(rows)]
 
 
 def churn(frame: pd.DataFrame, day: pd.Timestamp) -> tuple[int, int]:
@@ -104,12 +161,5 @@ def engagement(frame: pd.DataFrame, day: pd.Timestamp, key: str) -> dict:
 
 
 def top_tracks(frame: pd.DataFrame, day: pd.Timestamp) -> list[tuple[int, str, int]]:
-    streams = frame[frame["stream"] & (frame["day"] == day)]
-    counts = streams.groupby(["uri", "track", "artist"]).size().reset_index(name="n")
-    rows = sorted(counts.itertuples(), key=lambda r: (-r.n, r.track, r.artist, r.uri))
-    ranked, rank, previous = [], 0, None
-    for row in rows[:50]:
-        if row.n != previous:
-            rank, previous = rank + 1, row.n
-        ranked.append((rank, row.uri.split(":")[-1], int(row.n)))
-    return ranked
+    """(rank, Spotify track id, streams) of the day's top tracks (tracks with an id)."""
+    return [(rank, key, n) for rank, key, _, _, n in _top_tracks(frame, day)]

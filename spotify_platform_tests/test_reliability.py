@@ -784,6 +784,7 @@ def test_a_million_rows_load_in_small_packets_within_the_memory_target(
             {
                 "artist_id": [f"~{i:021x}" for i in range(5000)],
                 "artist_name": [f"Artist {i} " + "x" * 60 for i in range(5000)],
+                "name_seen_at": pd.Timestamp("2026-01-01", tz="UTC"),
                 "spotify_artist_id": None,
                 "primary_genre": "indie",
                 "genres": "indie | " + "y" * 200,

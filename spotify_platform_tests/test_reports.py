@@ -199,6 +199,23 @@ def test_fastest_growing_artist_ties_go_to_the_first_name_in_code_point_order():
     assert found["fastest_growing_artist"] == "Zed"  # "Z" (U+005A) < "b" < "Á" (U+00C1)
 
 
+def test_fastest_growing_artist_sums_its_spellings_under_its_latest_days_name():
+    rows = [
+        {"dt": ago(0), "artist_name": "Sigur Rós", "streams": 5},
+        {"dt": ago(2), "artist_name": "SIGUR RÓS", "streams": 5},
+        {"dt": ago(9), "artist_name": "sigur rós", "streams": 1},
+        {"dt": ago(0), "artist_name": "Alpha", "streams": 8},
+    ]
+    for row in rows:
+        row.update(rank=1, listeners=1, minutes_played=1.0)
+    found = insights(data_for(artist_history=rows, daily_streams=daily_rows(14)))
+    # One artist of 10 streams against 1 the week before, not two of 5 below Alpha's 8.
+    assert found["fastest_growing_artist"] == "Sigur Rós"
+    assert found["fastest_growing_streams_last_7_days"] == 10
+    assert found["fastest_growing_streams_previous_7_days"] == 1
+    assert found["fastest_growing_increase"] == 9
+
+
 def test_growth_needs_fourteen_days_of_history():
     found = insights(data_for(artist_history=_artist_history(), daily_streams=daily_rows(13)))
     assert found["history_days"] == 13

@@ -3,7 +3,7 @@
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -20,7 +20,7 @@ from dagster import (
     asset,
 )
 
-from spotify_platform import kpis
+from spotify_platform import kpis, names
 from spotify_platform.layout import api_raw_key
 from spotify_platform.memory import release_memory
 from spotify_platform.partitions import daily_partitions, days_of
@@ -35,6 +35,7 @@ from spotify_platform.resources.warehouse import (
     WAREHOUSE_POOL,
     WarehouseResource,
     WarehouseUnavailable,
+    typed_frame,
 )
 from spotify_platform.schemas import (
     AggAccountDaily,
@@ -47,7 +48,7 @@ from spotify_platform.schemas import (
 )
 from spotify_platform.sources.spotify_api import parse_artists, parse_tracks
 from spotify_platform.staged import StagedTables, joined_frame, staged_frames, staged_tables
-from spotify_platform.tables import TABLES
+from spotify_platform.tables import TABLE_DEFS, TABLES
 
 STAGING = AssetKey(["lake", "staging_streams"])
 IN_CHUNK = 1000
@@ -192,14 +193,15 @@ agg_account_daily = _aggregate_asset(
 agg_artist_daily = _aggregate_asset(
     "agg_artist_daily",
     "Streams, listeners and minutes per day and artist: top artists, genre shares.",
-    ["dt", "account_id", "is_stream", "ms_played", "artist_name", "artist_id"],
+    ["dt", "account_id", "is_stream", "ms_played", "ended_at", "artist_id", "artist_name"],
     kpis.artist_daily,
     AggArtistDaily,
 )
 agg_track_daily = _aggregate_asset(
     "agg_track_daily",
     "Streams, listeners and minutes per day and track: the top tracks' base.",
-    ["dt", "account_id", "is_stream", "ms_played", "track_id", "track_name", "artist_name"],
+    ["dt", "account_id", "is_stream", "ms_played", "ended_at"]
+    + ["track_id", "track_name", "artist_name"],
     kpis.track_daily,
     AggTrackDaily,
 )
@@ -248,10 +250,6 @@ def _select_in(
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
-def _existing_ids(warehouse: WarehouseResource, table: str, column: str, ids: list[str]) -> set:
-    return set(_select_in(warehouse, table, [column], column, ids)[column])
-
-
 def _fetch_landed(
     lake: LakeResource,
     endpoint: str,
@@ -282,11 +280,52 @@ NETWORK_RETRY = RetryPolicy(
 )
 
 
+def _named_rows(
+    warehouse: WarehouseResource,
+    table: str,
+    seen: pd.DataFrame,
+    name_columns: list[str],
+    also: Sequence[str] = (),
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(new, renamed): the `seen` latest plays whose ids the dimension lacks, and its rows
+    that they rename (`names.renamed`), whole. Run under the table's lock, so that runs
+    naming the same ids from different days take turns and the latest play wins."""
+    key = TABLE_DEFS[table].primary_key[0]
+    compared = [key, *name_columns, *also, names.SEEN_AT]
+    stored = typed_frame(_select_in(warehouse, table, compared, key, sorted(seen[key])), table)
+    new = seen[~seen[key].isin(stored[key])]
+    changes = names.renamed(stored, seen, key, name_columns, also)
+    columns = TABLE_DEFS[table].columns
+    whole = typed_frame(_select_in(warehouse, table, columns, key, sorted(changes[key])), table)
+    renamed = whole.drop(columns=compared[1:]).merge(changes, on=key)[columns]
+    return new, renamed
+
+
+def _written(new: pd.DataFrame, renamed: pd.DataFrame) -> pd.DataFrame:
+    """A dimension's rows to write, new and renamed; an empty frame is left out, as its
+    all-null columns would change the other's dtypes."""
+    frames = [frame for frame in (new, renamed) if len(frame)] or [new]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _seen(
+    lake: LakeResource, days: list[dt.date], key: str, name_columns: list[str], also: list[str]
+) -> pd.DataFrame:
+    """The latest play of each `key` in the staged `days`, with its `name_seen_at`."""
+    plays = staged_frames(lake, days, [key, *name_columns, *also, "ended_at"])
+    if plays.empty:
+        return plays.rename(columns={"ended_at": names.SEEN_AT})
+    seen = names.latest_plays(plays, [key], name_columns)
+    seen[names.SEEN_AT] = names.seen_at(seen.pop("ended_at"))
+    return seen
+
+
 @asset(
     key=["warehouse", "dim_tracks"],
     retry_policy=NETWORK_RETRY,
     deps=[STAGING],
-    description="Tracks seen in plays, described by the Spotify catalog where it knows them.",
+    description="Tracks seen in plays, described by the Spotify catalog where it knows them; "
+    "names from the latest play seen.",
     **COMMON,
 )
 def dim_tracks(
@@ -295,34 +334,49 @@ def dim_tracks(
     warehouse: WarehouseResource,
     spotify: SpotifyCatalogResource,
 ) -> MaterializeResult:
-    columns = ["track_id", "track_name", "artist_id", "artist_name", "album_name"]
-    seen = staged_frames(lake, days_of(context), columns)
-    # De-duplicated first: dropna on a million Arrow strings is slow, on the distinct few not.
-    seen = seen.drop_duplicates("track_id").dropna(subset=["track_id"])
+    days = days_of(context)
+    track_names = ["track_name", "artist_name"]
+    seen = _seen(lake, days, "track_id", track_names, ["artist_id", "album_name"])
     if seen.empty:
-        return MaterializeResult(metadata={"new_tracks": 0, "described_by_catalog": 0})
-    new_ids = sorted(
-        set(seen["track_id"])
-        - _existing_ids(warehouse, "dim_tracks", "track_id", sorted(seen["track_id"]))
+        return MaterializeResult(
+            metadata={"new_tracks": 0, "described_by_catalog": 0, "renamed_tracks": 0}
+        )
+    with warehouse.exclusive("dim_tracks"):
+        new, renamed = _named_rows(warehouse, "dim_tracks", seen, track_names, ["artist_id"])
+        catalog_ids = [t for t in sorted(new["track_id"]) if not t.startswith("~")]
+        payloads = _fetch_landed(lake, "tracks", days[-1], catalog_ids, spotify.fetch_tracks)
+        described = parse_tracks(payloads).reindex(columns=TRACK_COLUMNS)
+        rows = new.merge(
+            described.drop(columns=["track_name", "artist_name", "album_name"], errors="ignore"),
+            on="track_id",
+            how="left",
+        )
+        known = rows["track_id"].isin(described["track_id"])
+        rows["catalog_source"] = known.map({True: "catalog", False: "plays"})
+        frame = DimTracks.validate(_track_rows(_written(rows, renamed)))
+        warehouse.upsert("dim_tracks", frame)
+    context.log.info(
+        f"dim_tracks: {len(new)} new tracks ({int(known.sum())} from the catalog), "
+        f"{len(renamed)} renamed"
     )
-    new = seen[seen["track_id"].isin(new_ids)]
-    catalog_ids = [t for t in new_ids if not t.startswith("~")]
-    payloads = _fetch_landed(
-        lake, "tracks", days_of(context)[-1], catalog_ids, spotify.fetch_tracks
+    return MaterializeResult(
+        metadata={
+            "new_tracks": len(new),
+            "described_by_catalog": int(known.sum()),
+            "renamed_tracks": len(renamed),
+        }
     )
-    described = parse_tracks(payloads).reindex(columns=TRACK_COLUMNS)
-    rows = new.merge(
-        described.drop(columns=["track_name", "artist_name", "album_name"], errors="ignore"),
-        on="track_id",
-        how="left",
-    )
-    known = rows["track_id"].isin(described["track_id"])
-    frame = pd.DataFrame(
+
+
+def _track_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """dim_tracks rows typed for its contract."""
+    return pd.DataFrame(
         {
             "track_id": rows["track_id"],
             "track_name": rows["track_name"],
             "artist_id": rows["artist_id"],
             "artist_name": rows["artist_name"],
+            names.SEEN_AT: rows[names.SEEN_AT],
             "spotify_artist_id": rows["spotify_artist_id"]
             .astype(object)
             .where(rows["spotify_artist_id"].notna(), None),
@@ -330,22 +384,17 @@ def dim_tracks(
             "duration_ms": pd.to_numeric(rows["duration_ms"]).astype("Int64"),
             "popularity": pd.to_numeric(rows["popularity"]).astype("Int64"),
             "explicit": rows["explicit"].astype("boolean"),
-            "catalog_source": known.map({True: "catalog", False: "plays"}),
+            "catalog_source": rows["catalog_source"],
         }
-    )
-    frame = DimTracks.validate(frame)
-    warehouse.upsert("dim_tracks", frame)
-    context.log.info(f"dim_tracks: {len(frame)} new tracks ({int(known.sum())} from the catalog)")
-    return MaterializeResult(
-        metadata={"new_tracks": len(frame), "described_by_catalog": int(known.sum())}
-    )
+    ).reset_index(drop=True)
 
 
 @asset(
     key=["warehouse", "dim_artists"],
     retry_policy=NETWORK_RETRY,
     deps=[AssetKey(["warehouse", "dim_tracks"])],
-    description="Artists seen in plays, with their primary genre ('unknown' where none).",
+    description="Artists seen in plays, with their primary genre ('unknown' where none); "
+    "names from the latest play seen.",
     **COMMON,
 )
 def dim_artists(
@@ -354,32 +403,26 @@ def dim_artists(
     warehouse: WarehouseResource,
     spotify: SpotifyCatalogResource,
 ) -> MaterializeResult:
-    seen = (
-        staged_frames(lake, days_of(context), ["artist_id", "artist_name"])
-        .drop_duplicates("artist_id")
-        .dropna()
-    )
+    days = days_of(context)
+    seen = _seen(lake, days, "artist_id", ["artist_name"], [])
     if seen.empty:
-        return MaterializeResult(metadata={"new_artists": 0})
-    new_ids = sorted(
-        set(seen["artist_id"])
-        - _existing_ids(warehouse, "dim_artists", "artist_id", sorted(seen["artist_id"]))
-    )
-    new = seen[seen["artist_id"].isin(new_ids)]
-    links = _spotify_artist_ids(warehouse, new_ids)
-    new = new.merge(links, on="artist_id", how="left")
-    spotify_ids = sorted(new["spotify_artist_id"].dropna().unique())
-    payloads = _fetch_landed(
-        lake, "artists", days_of(context)[-1], spotify_ids, spotify.fetch_artists
-    )
-    described = parse_artists(payloads).reindex(columns=ARTIST_COLUMNS)
-    new = new.merge(described[["spotify_artist_id", "genres"]], on="spotify_artist_id", how="left")
-    genres = new["genres"].map(lambda g: list(g) if isinstance(g, list | tuple) else [])
-    frame = DimArtists.validate(
-        pd.DataFrame(
+        return MaterializeResult(metadata={"new_artists": 0, "renamed_artists": 0})
+    with warehouse.exclusive("dim_artists"):
+        new, renamed = _named_rows(warehouse, "dim_artists", seen, ["artist_name"])
+        links = _spotify_artist_ids(warehouse, sorted(new["artist_id"]))
+        new = new.merge(links, on="artist_id", how="left")
+        spotify_ids = sorted(new["spotify_artist_id"].dropna().unique())
+        payloads = _fetch_landed(lake, "artists", days[-1], spotify_ids, spotify.fetch_artists)
+        described = parse_artists(payloads).reindex(columns=ARTIST_COLUMNS)
+        new = new.merge(
+            described[["spotify_artist_id", "genres"]], on="spotify_artist_id", how="left"
+        )
+        genres = new["genres"].map(lambda g: list(g) if isinstance(g, list | tuple) else [])
+        rows = pd.DataFrame(
             {
                 "artist_id": new["artist_id"],
                 "artist_name": new["artist_name"],
+                names.SEEN_AT: new[names.SEEN_AT],
                 "spotify_artist_id": new["spotify_artist_id"]
                 .astype(object)
                 .where(new["spotify_artist_id"].notna(), None),
@@ -387,9 +430,9 @@ def dim_artists(
                 "genres": genres.map(lambda g: " | ".join(g)[:1024] if g else None),
             }
         )
-    )
-    warehouse.upsert("dim_artists", frame)
-    return MaterializeResult(metadata={"new_artists": len(frame)})
+        frame = DimArtists.validate(_written(rows, renamed))
+        warehouse.upsert("dim_artists", frame)
+    return MaterializeResult(metadata={"new_artists": len(rows), "renamed_artists": len(renamed)})
 
 
 def _spotify_artist_ids(warehouse: WarehouseResource, artist_ids: list[str]) -> pd.DataFrame:

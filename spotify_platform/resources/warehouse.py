@@ -224,8 +224,9 @@ class WarehouseResource(ConfigurableResource):
 
     def _sync_indexes(self, existing: set[str]) -> None:
         """Bring the keys of tables that already existed to their definitions: the primary
-        key's column order (MySQL rebuilds the table), the secondary indexes declared, and
-        none of our own (`ix_<table>_...`) that are no longer declared."""
+        key (MySQL rebuilds the table; not while rows would clash under the new key, see
+        `_key_holds`), the secondary indexes declared, and none of our own (`ix_<table>_...`)
+        that are no longer declared."""
         inspector = sa.inspect(self.engine)
         for name in sorted(existing & set(TABLES)):
             table = TABLES[name]
@@ -235,7 +236,7 @@ class WarehouseResource(ConfigurableResource):
             old_key = inspector.get_pk_constraint(name)["constrained_columns"]
             with self.engine.begin() as conn:
                 quote = conn.dialect.identifier_preparer.quote
-                if old_key != key and self.dialect != "sqlite":
+                if old_key != key and self.dialect != "sqlite" and _key_holds(conn, name, key):
                     logger.warning(
                         "%s: primary key (%s) becomes (%s); the table is rebuilt",
                         name,
@@ -485,6 +486,36 @@ class WarehouseResource(ConfigurableResource):
     def load_path(self) -> str:
         """The bulk path in use: 'load_data' or 'insert' (for metadata and the benchmark)."""
         return "load_data" if self._use_load_data() else "insert"
+
+
+def _key_holds(conn: sa.Connection, table: str, key: list[str]) -> bool:
+    """Whether `table`'s rows are unique under `key`; if not, the old key stays, with a warning
+    naming the days to load again.
+
+    A key that narrows what a row stands for (agg_artist_daily from a name to an artist id)
+    meets rows built under the old meaning: one artist's spellings as rows of their own. They
+    cannot be merged (listeners are distinct counts), but loading their days again replaces
+    them, after which the next `init-warehouse` moves the key.
+    """
+    quote = conn.dialect.identifier_preparer.quote
+    columns = ", ".join(quote(c) for c in key)
+    clashes = conn.execute(
+        sa.text(f"SELECT {columns} FROM {quote(table)} GROUP BY {columns} HAVING COUNT(*) > 1")
+    ).fetchall()
+    if not clashes:
+        return True
+    days = sorted({str(row[0]) for row in clashes}) if key[0] == "dt" else []
+    where = f" on {len(days)} days, {days[0]} .. {days[-1]}" if days else ""
+    logger.warning(
+        "%s: primary key stays as it is, not (%s): %d keys hold more than one row%s, built "
+        "by an earlier version. Load those days again (spotify-platform run --from .. --to ..) "
+        "and the next init-warehouse moves the key",
+        table,
+        ", ".join(key),
+        len(clashes),
+        where,
+    )
+    return False
 
 
 def _driver_errors(exc: BaseException) -> Iterator[BaseException]:
