@@ -213,6 +213,26 @@ class AggAccountHourly(pa.DataFrameModel):
     stream_ms_played: Series[int] = count("Milliseconds of streams")
 
 
+class AggAccountSegmentDaily(pa.DataFrameModel):
+    dt: Series[pd.Timestamp] = day()
+    account_id: Series[str] = text(32, str_matches=HEX_ID_PATTERN, description="Keyed HMAC")
+    country: Series[str] = text(2, description="ISO 3166-1 alpha-2 of the streams")
+    platform: Series[str] = text(16, description="Normalised device family")
+    streams: Series[int] = pa.Field(ge=1, description="Streams of the account on that pair")
+
+
+class AggAccountSessions(pa.DataFrameModel):
+    """A run of one account's plays of one day (by `dt`), split where a play starts more than
+    30 minutes after the latest end before it; kpi_sessions joins runs across midnight."""
+
+    dt: Series[pd.Timestamp] = day()
+    account_id: Series[str] = text(32, str_matches=HEX_ID_PATTERN, description="Keyed HMAC")
+    started_at: Series[UTC_TIMESTAMP] = pa.Field(description="Start of the run's first play")
+    ended_at: Series[UTC_TIMESTAMP] = pa.Field(description="Latest end among the run's plays")
+    plays: Series[int] = pa.Field(ge=1, description="Plays in the run")
+    ms_played: Series[int] = count("Milliseconds of all its plays")
+
+
 class AggArtistDaily(pa.DataFrameModel):
     dt: Series[pd.Timestamp] = day()
     artist_id: Series[str] = text(22, description="'~' + hash of the artist name")
@@ -317,3 +337,41 @@ class KpiPlatformMix(pa.DataFrameModel):
     platform: Series[str] = text(16, description="Normalised device family")
     plays: Series[int] = count("Plays")
     share: Series[float] = fraction("Share of the day's plays", nullable=False)
+
+
+class KpiGrowthAccounting(pa.DataFrameModel):
+    period: Series[str] = text(5, isin=("week", "month"), description="Calendar period kind")
+    period_start: Series[pd.Timestamp] = day("Monday of the week or 1st of the month (UTC)")
+    active: Series[int] = count("Accounts with a stream in the period")
+    new: Series[int] = count("Active, with no stream before the period")
+    retained: Series[int] = count("Active in the period and in the previous one")
+    resurrected: Series[int] = count("Active, not in the previous period, but in an earlier one")
+    churned: Series[int] = count("Active in the previous period, not in this one")
+    quick_ratio: Series[float] = pa.Field(
+        ge=0, nullable=True, description="(new + resurrected) / churned; NULL when churned is 0"
+    )
+
+
+class KpiListenersAtRisk(pa.DataFrameModel):
+    dt: Series[pd.Timestamp] = day()
+    country: Series[str] = text(2, description="Country of the segment (ISO alpha-2)")
+    platform: Series[str] = text(16, description="Device family of the segment")
+    active_28d: Series[int] = pa.Field(ge=1, description="Accounts with a stream in [dt-27, dt]")
+    at_risk: Series[int] = count("Of those, accounts without a stream in [dt-6, dt]")
+    at_risk_share: Series[float] = fraction("at_risk / active_28d", nullable=False)
+
+
+class KpiSessions(pa.DataFrameModel):
+    dt: Series[pd.Timestamp] = day("UTC day the sessions' first plays started on")
+    sessions: Series[int] = count("Sessions starting on dt")
+    listeners: Series[int] = count("Accounts with a session starting on dt")
+    minutes: Series[float] = pa.Field(ge=0, description="ms_played of all their plays, minutes")
+    avg_session_minutes: Series[float] = pa.Field(
+        ge=0, nullable=True, description="minutes / sessions"
+    )
+    median_session_minutes: Series[float] = pa.Field(
+        ge=0, nullable=True, description="Median of the sessions' minutes"
+    )
+    avg_plays_per_session: Series[float] = pa.Field(
+        ge=1, nullable=True, description="Plays / sessions"
+    )

@@ -111,6 +111,18 @@ TABLE_DEFS: dict[str, TableDef] = {
             schemas.AggAccountHourly,
             ("dt", "account_id", "utc_hour", "country", "local_hour", "platform"),
         ),
+        # Per account, day and (country, platform): the 28-day segments of listeners at risk
+        # group these, a third of agg_account_hourly's rows.
+        TableDef(
+            "agg_account_segment_daily",
+            schemas.AggAccountSegmentDaily,
+            ("dt", "account_id", "country", "platform"),
+        ),
+        # A day's plays cut into sessions on their own: kpi_sessions reads these instead of
+        # the facts and joins the few that meet across midnight.
+        TableDef(
+            "agg_account_sessions", schemas.AggAccountSessions, ("dt", "account_id", "started_at")
+        ),
         TableDef("kpi_daily_streams", schemas.KpiDailyStreams, ("dt",)),
         TableDef("kpi_active_users", schemas.KpiActiveUsers, ("dt",)),
         TableDef("kpi_churn", schemas.KpiChurn, ("dt",)),
@@ -130,6 +142,16 @@ TABLE_DEFS: dict[str, TableDef] = {
         TableDef("kpi_top_tracks", schemas.KpiTopTracks, ("dt", "track_id")),
         TableDef("kpi_genre_share", schemas.KpiGenreShare, ("dt", "genre")),
         TableDef("kpi_platform_mix", schemas.KpiPlatformMix, ("dt", "platform")),
+        TableDef(
+            "kpi_growth_accounting",
+            schemas.KpiGrowthAccounting,
+            ("period", "period_start"),
+            partitioned=False,
+        ),
+        TableDef(
+            "kpi_listeners_at_risk", schemas.KpiListenersAtRisk, ("dt", "country", "platform")
+        ),
+        TableDef("kpi_sessions", schemas.KpiSessions, ("dt",)),
     )
 }
 
@@ -172,6 +194,19 @@ VIEWS: dict[str, str] = {
     "bi_retention": """
         SELECT cohort_week, week_offset, cohort_size, retained_accounts, retention_rate
         FROM kpi_retention
+    """,
+    "bi_growth_accounting": """
+        SELECT period, period_start, active, new, retained, resurrected, churned, quick_ratio
+        FROM kpi_growth_accounting
+    """,
+    "bi_listeners_at_risk": """
+        SELECT dt, country, platform, active_28d, at_risk, at_risk_share
+        FROM kpi_listeners_at_risk
+    """,
+    "bi_sessions": """
+        SELECT dt, sessions, listeners, minutes, avg_session_minutes, median_session_minutes,
+               avg_plays_per_session
+        FROM kpi_sessions
     """,
     "bi_streams": """
         SELECT f.dt, f.ended_at, f.started_at, f.country, f.local_hour, f.utc_hour, f.platform,

@@ -15,7 +15,7 @@ from dagster import (
     asset,
 )
 
-from spotify_platform import kpis
+from spotify_platform import kpis, lifecycle, sessions
 from spotify_platform.partitions import daily_partitions, days_of
 from spotify_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 from spotify_platform.schemas import (
@@ -25,8 +25,11 @@ from spotify_platform.schemas import (
     KpiEngagementByRegionHour,
     KpiEngagementByUtcHour,
     KpiGenreShare,
+    KpiGrowthAccounting,
+    KpiListenersAtRisk,
     KpiPlatformMix,
     KpiRetention,
+    KpiSessions,
     KpiTopArtists,
     KpiTopTracks,
 )
@@ -36,6 +39,8 @@ AGG = AssetKey(["warehouse", "agg_account_daily"])
 ARTISTS_DAILY = AssetKey(["warehouse", "agg_artist_daily"])
 TRACKS_DAILY = AssetKey(["warehouse", "agg_track_daily"])
 HOURLY = AssetKey(["warehouse", "agg_account_hourly"])
+SEGMENTS_DAILY = AssetKey(["warehouse", "agg_account_segment_daily"])
+SESSIONS_DAILY = AssetKey(["warehouse", "agg_account_sessions"])
 COMMON = {
     "group_name": "kpis",
     "kinds": {"mysql", "pandas"},
@@ -88,12 +93,14 @@ def _later_days(
     return sorted(set(pd.to_datetime(later["dt"]).dt.date) - set(days))
 
 
-def _windowed(asset_key: AssetKey, later: list[dt.date]) -> Iterator[AssetMaterialization]:
+def _windowed(
+    asset_key: AssetKey,
+    later: list[dt.date],
+    reason: str = "recomputed: an earlier day in its window was (re)loaded",
+) -> Iterator[AssetMaterialization]:
     for day in later:
         yield AssetMaterialization(
-            asset_key=asset_key,
-            partition=day.isoformat(),
-            metadata={"reason": "recomputed: an earlier day in its window was (re)loaded"},
+            asset_key=asset_key, partition=day.isoformat(), metadata={"reason": reason}
         )
 
 
@@ -300,3 +307,139 @@ def kpi_top_tracks(
     ]
     warehouse.replace_days("kpi_top_tracks", days, frame)
     return MaterializeResult(metadata={"rows": len(frame), "preview": _preview(frame)})
+
+
+@asset(
+    key=["warehouse", "kpi_growth_accounting"],
+    deps=[AGG],
+    description=(
+        "Active accounts per calendar week and month split into new, retained and resurrected, "
+        "with those churned and the quick ratio; a run recomputes its periods and later ones."
+    ),
+    **COMMON,
+)
+def kpi_growth_accounting(
+    context: AssetExecutionContext, warehouse: WarehouseResource
+) -> MaterializeResult:
+    days = days_of(context)
+    t = TABLES["kpi_growth_accounting"]
+    with warehouse.exclusive("kpi_growth_accounting"):
+        first = warehouse.read_frame(sa.text(lifecycle.FIRST_STREAM_SQL))
+        first_stream = pd.Timestamp(first.iloc[0, 0]).date() if len(first) else None
+        stored = warehouse.read_frame(sa.select(t.c.period, t.c.period_start))
+        stored["period_start"] = pd.to_datetime(stored["period_start"]).dt.date
+        periods = [
+            (kind, start)
+            for kind in lifecycle.PERIODS
+            for start in lifecycle.periods_to_compute(
+                kind,
+                days,
+                first_stream,
+                stored.loc[stored["period"] == kind, "period_start"].tolist(),
+            )
+        ]
+        counts = pd.concat(
+            [warehouse.read_frame(q) for q in lifecycle.growth_queries(periods)]
+            or [pd.DataFrame(columns=["period_index"])],
+            ignore_index=True,
+        )
+        frame = KpiGrowthAccounting.validate(lifecycle.growth_accounting(counts, periods))
+        # The recomputed periods and any row before the first stream (a re-loaded day may
+        # have taken the earliest streams away) make way for the new rows.
+        replaced = []
+        for kind in lifecycle.PERIODS:
+            starts = [start for k, start in periods if k == kind]
+            stale = sa.true()
+            if first_stream is not None:
+                stale = t.c.period_start < lifecycle.period_of(kind, first_stream)
+                if starts:
+                    stale = sa.or_(stale, t.c.period_start >= starts[0])
+            replaced.append(sa.and_(t.c.period == kind, stale))
+        warehouse.replace_where("kpi_growth_accounting", sa.or_(*replaced), frame)
+    return MaterializeResult(
+        metadata={"periods_computed": len(frame), "preview": _preview(frame.tail(10))}
+    )
+
+
+def _processed_days(
+    warehouse: WarehouseResource, table: str, first: dt.date, last: dt.date
+) -> list[dt.date]:
+    """Days in [first, last] that `table` holds a row for (it has one for every processed day)."""
+    t = TABLES[table]
+    found = warehouse.read_frame(sa.select(t.c.dt).where(t.c.dt.between(first, last)).distinct())
+    return sorted(set(pd.to_datetime(found["dt"]).dt.date))
+
+
+@asset(
+    key=["warehouse", "kpi_listeners_at_risk"],
+    deps=[SEGMENTS_DAILY],
+    description=(
+        "Per (country, platform) segment: accounts with a stream in the last 28 days and those "
+        "of them without one in the last 7 (at risk)."
+    ),
+    **COMMON,
+)
+def kpi_listeners_at_risk(context: AssetExecutionContext, warehouse: WarehouseResource):
+    days = days_of(context)
+    horizon = dt.timedelta(days=lifecycle.RISK_WINDOW_DAYS - 1)
+    with warehouse.exclusive("kpi_listeners_at_risk"):
+        # A day without active accounts has no row here; kpi_daily_streams has one for every
+        # processed day, so it says which later days this run's days reach into.
+        later = _processed_days(
+            warehouse, "kpi_daily_streams", days[-1] + dt.timedelta(days=1), days[-1] + horizon
+        )
+        counts = warehouse.read_frame(lifecycle.at_risk_query(days + later, warehouse.dialect))
+        frame = KpiListenersAtRisk.validate(lifecycle.listeners_at_risk(counts))
+        warehouse.replace_days("kpi_listeners_at_risk", days + later, frame)
+    yield from _windowed(context.asset_key, later)
+    last = frame[frame["dt"] == pd.Timestamp(days[-1])]
+    yield MaterializeResult(
+        metadata={
+            "rows": len(frame),
+            "at_risk": int(last["at_risk"].sum()),
+            "active_28d": int(last["active_28d"].sum()),
+            "later_days_recomputed": len(later),
+            "preview": _preview(last.sort_values("at_risk", ascending=False)),
+        }
+    )
+
+
+@asset(
+    key=["warehouse", "kpi_sessions"],
+    deps=[SESSIONS_DAILY],
+    description=(
+        "Listening sessions (plays at most 30 minutes apart) by the UTC day they start: count, "
+        "listeners, minutes, mean and median length, plays per session."
+    ),
+    **COMMON,
+)
+def kpi_sessions(context: AssetExecutionContext, warehouse: WarehouseResource):
+    days = days_of(context)
+    one_day = dt.timedelta(days=1)
+    with warehouse.exclusive("kpi_sessions"):
+        # Sessions cross midnight: the day before and the day after, where already computed,
+        # gain or lose plays with this run's days.
+        neighbours = [
+            day
+            for day in _processed_days(
+                warehouse, "kpi_sessions", days[0] - one_day, days[-1] + one_day
+            )
+            if day not in days
+        ]
+        wanted = sorted(days + neighbours)
+
+        def read(horizon: dt.datetime) -> pd.DataFrame:
+            statement = sessions.runs_query(warehouse.dialect, wanted[0], wanted[-1], horizon)
+            return warehouse.read_frame(statement)
+
+        found = sessions.sessions_starting(wanted[0], wanted[-1], read)
+        frame = KpiSessions.validate(sessions.daily(found, wanted))
+        warehouse.replace_days("kpi_sessions", wanted, frame)
+    yield from _windowed(context.asset_key, neighbours, "recomputed: sessions cross midnight")
+    yield MaterializeResult(
+        metadata={
+            "sessions": int(frame["sessions"].sum()),
+            "neighbour_days_recomputed": len(neighbours),
+            "preview": _preview(frame.tail(10)),
+        }
+    )

@@ -20,7 +20,7 @@ from dagster import (
     asset,
 )
 
-from spotify_platform import kpis, names
+from spotify_platform import kpis, lifecycle, names, sessions
 from spotify_platform.layout import api_raw_key
 from spotify_platform.memory import release_memory
 from spotify_platform.partitions import daily_partitions, days_of
@@ -40,6 +40,8 @@ from spotify_platform.resources.warehouse import (
 from spotify_platform.schemas import (
     AggAccountDaily,
     AggAccountHourly,
+    AggAccountSegmentDaily,
+    AggAccountSessions,
     AggArtistDaily,
     AggTrackDaily,
     DimAccounts,
@@ -211,6 +213,20 @@ agg_account_hourly = _aggregate_asset(
     [*kpis.HOURLY_KEYS, "is_stream", "ms_played"],
     kpis.account_hourly,
     AggAccountHourly,
+)
+agg_account_segment_daily = _aggregate_asset(
+    "agg_account_segment_daily",
+    "Streams per account, day, country and platform: the segments of listeners at risk.",
+    ["dt", "account_id", "country", "platform", "is_stream"],
+    lifecycle.account_segment_daily,
+    AggAccountSegmentDaily,
+)
+agg_account_sessions = _aggregate_asset(
+    "agg_account_sessions",
+    "Each account's plays of the day cut into sessions on their own: kpi_sessions' base.",
+    ["dt", "account_id", "started_at", "ended_at", "ms_played"],
+    sessions.account_sessions,
+    AggAccountSessions,
 )
 
 

@@ -323,11 +323,16 @@ class WarehouseResource(ConfigurableResource):
     def replace_all(self, table: str, frame: pd.DataFrame) -> int:
         """Replace the whole content of a small derived table, atomically (retried like
         `replace_days`)."""
+        return self.replace_where(table, sa.true(), frame)
+
+    def replace_where(self, table: str, where: sa.ColumnElement[bool], frame: pd.DataFrame) -> int:
+        """Replace the rows of a derived table that match `where` by `frame`, atomically
+        (retried like `replace_days`)."""
         sa_table = TABLES[table]
 
         def replace() -> int:
             with self.engine.begin() as conn:
-                conn.execute(sa.delete(sa_table))
+                conn.execute(sa.delete(sa_table).where(where))
                 return self._insert(conn, sa_table, frame)
 
         return self._retrying(f"loading {table}", replace)
