@@ -441,7 +441,7 @@ def kpi_worker(spec: dict) -> dict:
     import pandas as pd
     from dagster import AssetSelection, DagsterInstance, materialize
 
-    from spotify_platform import kpis
+    from spotify_platform import kpis, lifecycle, sessions
     from spotify_platform.assets import kpis as kpi_assets
     from spotify_platform.cli import QUIET_RUN_CONFIG
     from spotify_platform.layout import staging_key
@@ -467,10 +467,14 @@ def kpi_worker(spec: dict) -> dict:
             warehouse.replace_days("agg_artist_daily", [day], kpis.artist_daily(frame))
             warehouse.replace_days("agg_track_daily", [day], kpis.track_daily(frame))
             warehouse.replace_days("agg_account_hourly", [day], kpis.account_hourly(frame))
+            warehouse.replace_days(
+                "agg_account_segment_daily", [day], lifecycle.account_segment_daily(frame)
+            )
+            warehouse.replace_days("agg_account_sessions", [day], sessions.account_sessions(frame))
             loads.append({"day": day.isoformat(), "rows": len(frame), "seconds": load_s})
         warehouse.read_frame(
             "ANALYZE TABLE fact_streams, agg_account_daily, agg_artist_daily, agg_track_daily, "
-            "agg_account_hourly"
+            "agg_account_hourly, agg_account_segment_daily, agg_account_sessions"
         )
         defs_assets = [
             a
@@ -522,11 +526,12 @@ def _shifted(base, day: dt.date, accounts, offset: int):
 
 def explain_kpis(warehouse, day: dt.date) -> dict[str, list[dict]]:
     """EXPLAIN of every KPI query for one day: table, access type, key, rows estimate."""
-    from spotify_platform import kpis
+    from spotify_platform import kpis, lifecycle
 
     plans = {}
+    queries = {**kpis.queries_for_day(day), **lifecycle.queries_for_day(day)}
     with warehouse.engine.connect() as conn:
-        for name, statement in kpis.queries_for_day(day).items():
+        for name, statement in queries.items():
             compiled = statement.compile(conn, compile_kwargs={"literal_binds": True})
             rows = conn.exec_driver_sql(f"EXPLAIN {compiled}").mappings().all()
             plans[name] = [

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
+from spotify_platform import sessions
 from spotify_platform.kpis import query
 
 PERIODS = ("week", "month")
@@ -177,12 +178,12 @@ FROM (SELECT day, lapse_start, country, platform,
              ROW_NUMBER() OVER (PARTITION BY day, account_id
                                 ORDER BY streams DESC, country, platform) AS pick,
              MAX(last_day) OVER (PARTITION BY day, account_id) AS account_last
-      FROM (SELECT {big} d.day, d.lapse_start, s.account_id, s.country, s.platform,
-                   SUM(s.streams) AS streams, MAX(s.dt) AS last_day
-            FROM agg_account_segment_daily s
-            JOIN days d ON s.dt BETWEEN d.window_start AND d.day
-            WHERE s.dt BETWEEN :window_start AND :last
-            GROUP BY d.day, d.lapse_start, s.account_id, s.country, s.platform) AS sums
+      FROM (SELECT {big} d.day, d.lapse_start, seg.account_id, seg.country, seg.platform,
+                   SUM(seg.streams) AS streams, MAX(seg.dt) AS last_day
+            FROM agg_account_segment_daily seg
+            JOIN days d ON seg.dt BETWEEN d.window_start AND d.day
+            WHERE seg.dt BETWEEN :window_start AND :last
+            GROUP BY d.day, d.lapse_start, seg.account_id, seg.country, seg.platform) AS sums
      ) AS ranked
 WHERE pick = 1
 GROUP BY day, country, platform
@@ -214,3 +215,18 @@ def listeners_at_risk(counts: pd.DataFrame) -> pd.DataFrame:
         frame[name] = frame[name].astype("int64")
     frame["at_risk_share"] = frame["at_risk"] / frame["active_28d"].replace(0, np.nan)
     return frame.sort_values(["dt", "country", "platform"]).reset_index(drop=True)[AT_RISK_COLUMNS]
+
+
+def queries_for_day(day: dt.date, dialect: str = "mysql") -> dict[str, sa.TextClause]:
+    """The warehouse queries of this module's KPI tables and of kpi_sessions as a daily run of
+    `day` makes them (for EXPLAIN): the week and month holding it, its 28-day window, its
+    sessions."""
+    periods = [(kind, period_of(kind, day)) for kind in PERIODS]
+    horizon = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    return {
+        "kpi_growth_accounting": growth_queries(periods)[0],
+        "kpi_listeners_at_risk": at_risk_query([day], dialect),
+        "kpi_sessions": sessions.runs_query(
+            dialect, day, day, horizon + dt.timedelta(milliseconds=sessions.GAP_MS)
+        ),
+    }

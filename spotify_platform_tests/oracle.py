@@ -155,11 +155,93 @@ def retention(frame: pd.DataFrame) -> dict[tuple[pd.Timestamp, int], tuple[int, 
 def engagement(frame: pd.DataFrame, day: pd.Timestamp, key: str) -> dict:
     streams = frame[frame["stream"] & (frame["day"] == day)]
     grouped = streams.groupby(key)
-    return {
-        k: (len(g), g["account"].nunique(), g["ms"].sum() / 60000) for k, g in grouped
-    }
+    return {k: (len(g), g["account"].nunique(), g["ms"].sum() / 60000) for k, g in grouped}
 
 
 def top_tracks(frame: pd.DataFrame, day: pd.Timestamp) -> list[tuple[int, str, int]]:
     """(rank, Spotify track id, streams) of the day's top tracks (tracks with an id)."""
     return [(rank, key, n) for rank, key, _, _, n in _top_tracks(frame, day)]
+
+
+def period_start(day: pd.Timestamp, kind: str) -> pd.Timestamp:
+    if kind == "week":
+        return day - pd.Timedelta(days=day.dayofweek)
+    return day.replace(day=1)
+
+
+def growth_accounting(frame: pd.DataFrame, kind: str, last_day: pd.Timestamp) -> dict:
+    """{period start: (active, new, retained, resurrected, churned)} for every period from the
+    first with a stream to the one holding `last_day`, from the issue's definitions."""
+    streams = frame[frame["stream"]]
+    active: dict[pd.Timestamp, set] = {}
+    for account, day in zip(streams["account"], streams["day"], strict=True):
+        active.setdefault(period_start(day, kind), set()).add(account)
+    if not active:
+        return {}
+    start, last = min(active), period_start(last_day, kind)
+    result, seen, previous = {}, set(), set()
+    while start <= last:
+        current = active.get(start, set())
+        new = current - seen
+        retained = current & previous
+        resurrected = current - previous - new
+        result[start] = (
+            len(current),
+            len(new),
+            len(retained),
+            len(resurrected),
+            len(previous - current),
+        )
+        seen |= current
+        previous = current
+        start = start + pd.Timedelta(days=7) if kind == "week" else start + pd.offsets.MonthBegin()
+    return result
+
+
+def listeners_at_risk(frame: pd.DataFrame, day: pd.Timestamp) -> dict:
+    """{(country, platform): (active_28d, at_risk)} on `day`: each account in the segment with
+    most of its streams of [day-27, day], ties to the smaller country, then platform."""
+    window = frame[
+        frame["stream"] & (frame["day"] <= day) & (frame["day"] >= day - pd.Timedelta(days=27))
+    ]
+    result: dict[tuple[str, str], list[int]] = {}
+    for _, plays in window.groupby("account"):
+        counts = plays.groupby(["country", "platform"]).size()
+        segment = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0][0], kv[0][1]))[0][0]
+        lapsed = plays["day"].max() < day - pd.Timedelta(days=6)
+        totals = result.setdefault(segment, [0, 0])
+        totals[0] += 1
+        totals[1] += int(lapsed)
+    return {segment: tuple(totals) for segment, totals in result.items()}
+
+
+def sessions(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every session (account, day, plays, minutes): plays in order of start, a new session when
+    one starts more than 30 minutes after the latest end among the earlier plays; its day is
+    the UTC date of its first start."""
+    rows = []
+    gap = pd.Timedelta(minutes=30)
+    for account, plays in frame.groupby("account"):
+        latest_end = None
+        ordered = sorted(zip(plays["started"], plays["ended"], plays["ms"], strict=True))
+        for started, ended, ms in ordered:
+            if latest_end is None or started > latest_end + gap:
+                rows.append([account, started.tz_localize(None).normalize(), 0, 0.0])
+                latest_end = ended
+            latest_end = max(latest_end, ended)
+            rows[-1][2] += 1
+            rows[-1][3] += ms / 60000
+    return pd.DataFrame(rows, columns=["account", "day", "plays", "minutes"])
+
+
+def sessions_on(all_sessions: pd.DataFrame, day: pd.Timestamp) -> dict:
+    today = all_sessions[all_sessions["day"] == day]
+    if today.empty:
+        return {"sessions": 0, "listeners": 0, "minutes": 0.0, "median": None, "plays": None}
+    return {
+        "sessions": len(today),
+        "listeners": today["account"].nunique(),
+        "minutes": today["minutes"].sum(),
+        "median": today["minutes"].median(),
+        "plays": today["plays"].sum() / len(today),
+    }

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from spotify_platform import kpis
+from spotify_platform import kpis, lifecycle, sessions
 from spotify_platform.resources.warehouse import WarehouseResource
 from spotify_platform.tables import TABLES
 from spotify_platform_tests.harness import synthetic_facts
@@ -23,13 +23,22 @@ FACT_TABLES = (
     "agg_artist_daily",
     "agg_track_daily",
     "agg_account_hourly",
+    "agg_account_segment_daily",
+    "agg_account_sessions",
 )
-ALIASES = {"f": "fact_streams", "g": "agg_artist_daily"}
+ALIASES = {
+    "f": "fact_streams",
+    "g": "agg_artist_daily",
+    "earlier": "agg_account_daily",
+    "seg": "agg_account_segment_daily",
+}
 BUILDERS = {
     "agg_account_daily": kpis.account_daily,
     "agg_artist_daily": kpis.artist_daily,
     "agg_track_daily": kpis.track_daily,
     "agg_account_hourly": kpis.account_hourly,
+    "agg_account_segment_daily": lifecycle.account_segment_daily,
+    "agg_account_sessions": sessions.account_sessions,
 }
 
 
@@ -54,10 +63,18 @@ def _plan(warehouse: WarehouseResource, statement: sa.TextClause) -> list[dict]:
 
 
 def test_every_kpi_query_ranges_over_keys_not_the_whole_table(many_days) -> None:
-    queries = kpis.queries_for_day(LAST)
+    queries = {**kpis.queries_for_day(LAST), **lifecycle.queries_for_day(LAST)}
     assert set(queries) == {name for name in TABLES if name.startswith("kpi_")}
     # Widest window each query reads, in days: the rows MariaDB expects to read stay within it.
-    window_days = {"kpi_active_users": 30, "kpi_churn": 60}
+    # Growth accounting reads the previous month and this one; sessions the day before and the
+    # two after (runs of a day start on the day before at the earliest).
+    window_days = {
+        "kpi_active_users": 30,
+        "kpi_churn": 60,
+        "kpi_growth_accounting": 62,
+        "kpi_listeners_at_risk": 28,
+        "kpi_sessions": 4,
+    }
     sample = synthetic_facts(ROWS_PER_DAY, LAST)
     per_day = {"fact_streams": ROWS_PER_DAY}
     per_day.update({table: len(build(sample)) for table, build in BUILDERS.items()})

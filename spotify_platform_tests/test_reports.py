@@ -391,7 +391,7 @@ def test_the_asset_depends_on_every_kpi_table():
     spec = dashboard.specs_by_key[dashboard.key]
     assert dashboard.key.path == ["lake", "dashboard"]
     assert {dep.asset_key.path[1] for dep in spec.deps} == set(KPI_TABLES)
-    assert len(KPI_TABLES) == 10
+    assert len(KPI_TABLES) == 13
     assert dashboard.partitions_def == daily_partitions
     assert spec.group_name == "reports"
 

@@ -1,0 +1,264 @@
+"""Growth accounting, listeners at risk and sessions against an independent oracle, on
+simulated weeks and on hand-made edges, on SQLite and MariaDB."""
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pandas as pd
+import pytest
+
+from spotify_platform.layout import raw_key
+from spotify_platform.sources.platforms import classify_platform
+from spotify_platform.sources.raw import encode_records
+from spotify_platform_tests import oracle
+from spotify_platform_tests.conftest import temporary_database
+from spotify_platform_tests.harness import make_resources, read_table, run_days, simulated_raw
+
+FIRST = dt.date(2026, 1, 5)
+LAST = dt.date(2026, 2, 22)
+
+
+def _expected_frame(raw: pd.DataFrame) -> pd.DataFrame:
+    frame = oracle.prepare(raw)
+    frame["started"] = frame["ended"] - pd.to_timedelta(frame["ms"], unit="ms")
+    frame["country"] = raw["conn_country"].fillna("ZZ").to_numpy()
+    frame["platform"] = raw["platform"].map(classify_platform).to_numpy()
+    return frame
+
+
+@pytest.fixture(scope="module", params=["sqlite", "mariadb"])
+def backend(request) -> Iterator[str | None]:
+    """None for SQLite, else the URL of a MariaDB database for the module's tests."""
+    if request.param == "sqlite":
+        yield None
+        return
+    with temporary_database(request.getfixturevalue("mysql_server_url")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def simulated(backend, tmp_path_factory):
+    """Seven weeks of a small population with sign-ups, lapses and returns."""
+    resources = make_resources(
+        tmp_path_factory.mktemp("lifecycle"), warehouse_url=backend, accounts=70
+    )
+    assert run_days(resources, FIRST, LAST)
+    return resources, _expected_frame(simulated_raw(resources, FIRST, LAST))
+
+
+def _growth_table(resources) -> dict:
+    table = read_table(resources, "kpi_growth_accounting")
+    return {
+        (r.period, r.period_start): (
+            int(r.active),
+            int(r.new),
+            int(r.retained),
+            int(r.resurrected),
+            int(r.churned),
+        )
+        for r in table.itertuples()
+    }
+
+
+def _growth_expected(frame: pd.DataFrame, last: dt.date) -> dict:
+    return {
+        (kind, start): counts
+        for kind in ("week", "month")
+        for start, counts in oracle.growth_accounting(frame, kind, pd.Timestamp(last)).items()
+    }
+
+
+def test_growth_accounting(simulated):
+    resources, expected = simulated
+    want = _growth_expected(expected, LAST)
+    assert _growth_table(resources) == want
+    table = read_table(resources, "kpi_growth_accounting")
+    assert (table["resurrected"] > 0).any() and (table["churned"] > 0).any()
+    for row in table.itertuples():
+        if row.churned:
+            assert row.quick_ratio == pytest.approx((row.new + row.resurrected) / row.churned)
+        else:
+            assert pd.isna(row.quick_ratio)
+
+
+def _at_risk_table(resources, day: dt.date) -> dict:
+    table = read_table(resources, "kpi_listeners_at_risk")
+    today = table[table["dt"] == pd.Timestamp(day)]
+    for row in today.itertuples():
+        assert row.at_risk_share == pytest.approx(row.at_risk / row.active_28d)
+    return {
+        (r.country, r.platform): (int(r.active_28d), int(r.at_risk)) for r in today.itertuples()
+    }
+
+
+def test_listeners_at_risk(simulated):
+    resources, expected = simulated
+    for day in (FIRST, FIRST + dt.timedelta(days=10), LAST - dt.timedelta(days=1), LAST):
+        want = oracle.listeners_at_risk(expected, pd.Timestamp(day))
+        assert _at_risk_table(resources, day) == want, day
+    last = read_table(resources, "kpi_listeners_at_risk")
+    assert int(last.loc[last["dt"] == pd.Timestamp(LAST), "at_risk"].sum()) > 0
+
+
+def _assert_sessions(resources, expected: pd.DataFrame, days) -> None:
+    table = read_table(resources, "kpi_sessions").set_index("dt")
+    found = oracle.sessions(expected)
+    for day in days:
+        want = oracle.sessions_on(found, pd.Timestamp(day))
+        row = table.loc[pd.Timestamp(day)]
+        assert (int(row["sessions"]), int(row["listeners"])) == (
+            want["sessions"],
+            want["listeners"],
+        ), day
+        assert row["minutes"] == pytest.approx(want["minutes"])
+        if want["sessions"]:
+            assert row["median_session_minutes"] == pytest.approx(want["median"])
+            assert row["avg_session_minutes"] == pytest.approx(want["minutes"] / want["sessions"])
+            assert row["avg_plays_per_session"] == pytest.approx(want["plays"])
+        else:
+            assert pd.isna(row["median_session_minutes"]) and pd.isna(row["avg_session_minutes"])
+
+
+def test_sessions(simulated):
+    resources, expected = simulated
+    days = pd.date_range(FIRST, LAST).date
+    table = read_table(resources, "kpi_sessions")
+    assert sorted(table["dt"].dt.date) == list(days)
+    _assert_sessions(resources, expected, days)
+
+
+# --- hand-made edges ---------------------------------------------------------------------------
+
+PLATFORM = {
+    "android": "Android OS 14 API 34 (Google, Pixel 7)",
+    "ios": "iOS 17.1 (iPhone15,2)",
+    "windows": "Windows 10 (10.0.19045; x64)",
+}
+
+
+def _play(account, started, seconds, country="NL", platform="android", track="Song"):
+    """A raw export record of a track play starting at `started` (UTC) for `seconds`."""
+    ends = pd.Timestamp(started, tz="UTC") + pd.Timedelta(seconds=seconds)
+    return {
+        "ts": ends.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ms_played": seconds * 1000,
+        "account_id": account,
+        "conn_country": country,
+        "platform": PLATFORM[platform],
+        "master_metadata_track_name": track,
+        "master_metadata_album_artist_name": "Band",
+        "master_metadata_album_album_name": "Album",
+        "spotify_track_uri": f"spotify:track:{(track + 'x' * 22)[:22]}",
+        "reason_start": "clickrow",
+        "reason_end": "trackdone",
+        "skipped": None,
+        "shuffle": False,
+        "offline": False,
+        "incognito_mode": False,
+    }
+
+
+EDGE_FIRST = dt.date(2026, 2, 2)  # a Monday
+EDGE_LAST = dt.date(2026, 3, 8)
+EDGE_PLAYS = [
+    # ann streams in weeks 1, 2 and 4: churned in week 3 (which nobody streams in), back in 4.
+    _play("ann", "2026-02-02 09:00:00", 200),
+    _play("ann", "2026-02-10 09:00:00", 200),
+    _play("ann", "2026-02-24 09:00:00", 200),
+    # bob streams in week 1 only; cat starts in week 2 and returns in week 4 and in March.
+    _play("bob", "2026-02-03 09:00:00", 200),
+    _play("cat", "2026-02-11 09:00:00", 200),
+    _play("cat", "2026-02-25 09:00:00", 200),
+    _play("cat", "2026-03-04 09:00:00", 200),
+    # dan's session crosses midnight (00:15 is within 30 minutes of 23:50); 02:00 is another.
+    _play("dan", "2026-02-10 23:40:00", 600),
+    _play("dan", "2026-02-11 00:15:00", 300),
+    _play("dan", "2026-02-11 02:00:00", 300),
+    # eve: a start exactly 30 minutes after the latest end joins; a second later does not.
+    _play("eve", "2026-02-12 09:30:00", 1800),
+    _play("eve", "2026-02-12 10:30:00", 60),
+    _play("eve", "2026-02-12 11:01:01", 60),
+    # fay: overlapping plays; 13:05 is within 30 minutes of the 12:40 end, not of 12:10.
+    _play("fay", "2026-02-12 12:00:00", 2400),
+    _play("fay", "2026-02-12 12:05:00", 300),
+    _play("fay", "2026-02-12 13:05:00", 120),
+    # gus ties DE/android with BR/ios (BR wins); hal ties SE/ios with SE/android (android).
+    _play("gus", "2026-02-13 08:00:00", 60, country="DE", platform="android"),
+    _play("gus", "2026-02-13 09:00:00", 60, country="DE", platform="android"),
+    _play("gus", "2026-02-13 10:00:00", 60, country="BR", platform="ios"),
+    _play("gus", "2026-02-13 11:00:00", 60, country="BR", platform="ios"),
+    _play("hal", "2026-02-13 08:00:00", 60, country="SE", platform="ios"),
+    _play("hal", "2026-02-13 09:00:00", 60, country="SE", platform="android"),
+    _play("hal", "2026-02-13 10:00:00", 60, country="SE", platform="windows"),
+    _play("hal", "2026-02-14 10:00:00", 60, country="SE", platform="ios"),
+    _play("hal", "2026-02-14 11:00:00", 60, country="SE", platform="android"),
+]
+# Landed after the first run: bob streams in week 3, which had no activity, and a play of
+# dan's links his 02:00 session on 02-11 to the one before midnight.
+LATE_DAY = dt.date(2026, 2, 17)
+LATE_PLAYS = [
+    _play("bob", "2026-02-17 21:00:00", 200),
+    _play("dan", "2026-02-11 00:30:00", 5400, track="Long"),
+]
+
+
+def _land(lake, plays: list[dict], name: str) -> list[dt.date]:
+    by_day: dict[dt.date, list[dict]] = {}
+    for play in plays:
+        by_day.setdefault(dt.date.fromisoformat(play["ts"][:10]), []).append(play)
+    for day, records in by_day.items():
+        lake.write_bytes(raw_key(day, "export", name), encode_records(records))
+    return sorted(by_day)
+
+
+def _edge_frame(plays: list[dict]) -> pd.DataFrame:
+    return _expected_frame(pd.DataFrame(plays))
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "mariadb"])
+def test_hand_made_edges_and_a_late_day(engine, request, tmp_path):
+    url = request.getfixturevalue("mysql_url") if engine == "mariadb" else None
+    resources = make_resources(tmp_path, warehouse_url=url, accounts=0)
+    lake = resources["lake"]
+    _land(lake, EDGE_PLAYS, "edges")
+    assert run_days(resources, EDGE_FIRST, EDGE_LAST)
+    expected = _edge_frame(EDGE_PLAYS)
+
+    growth = _growth_table(resources)
+    assert growth == _growth_expected(expected, EDGE_LAST)
+    week = pd.Timestamp
+    assert growth[("week", week("2026-02-16"))] == (0, 0, 0, 0, 7)  # no activity: all churned
+    assert growth[("week", week("2026-02-23"))] == (2, 0, 0, 2, 0)  # ann and cat resurrected
+    assert growth[("month", week("2026-03-01"))] == (1, 0, 1, 0, 7)
+
+    for day in pd.date_range(EDGE_FIRST, EDGE_LAST).date:
+        assert _at_risk_table(resources, day) == oracle.listeners_at_risk(
+            expected, pd.Timestamp(day)
+        ), day
+    ties = _at_risk_table(resources, dt.date(2026, 2, 14))
+    assert ties[("BR", "ios")] == (1, 0) and ("DE", "android") not in ties
+    assert ties[("SE", "android")] == (1, 0) and ("SE", "ios") not in ties
+
+    _assert_sessions(resources, expected, pd.date_range(EDGE_FIRST, EDGE_LAST).date)
+    sessions = read_table(resources, "kpi_sessions").set_index("dt")
+    assert int(sessions.loc[week("2026-02-10"), "sessions"]) == 2  # ann, and dan across midnight
+    assert int(sessions.loc[week("2026-02-11"), "sessions"]) == 2  # cat, dan at 02:00
+    assert int(sessions.loc[week("2026-02-12"), "sessions"]) == 3  # eve twice, fay once
+
+    changed = _land(lake, LATE_PLAYS, "late")
+    assert changed == [dt.date(2026, 2, 11), LATE_DAY]
+    for day in changed:
+        assert run_days(resources, day, day)
+    expected = _edge_frame(EDGE_PLAYS + LATE_PLAYS)
+    growth = _growth_table(resources)
+    assert growth == _growth_expected(expected, EDGE_LAST)
+    assert growth[("week", week("2026-02-16"))] == (1, 0, 0, 1, 7)
+    assert growth[("week", week("2026-02-23"))] == (2, 0, 0, 2, 1)
+    for day in pd.date_range(LATE_DAY, EDGE_LAST).date:
+        assert _at_risk_table(resources, day) == oracle.listeners_at_risk(
+            expected, pd.Timestamp(day)
+        ), day
+    _assert_sessions(resources, expected, pd.date_range(EDGE_FIRST, EDGE_LAST).date)
+    sessions = read_table(resources, "kpi_sessions").set_index("dt")
+    assert int(sessions.loc[week("2026-02-10"), "sessions"]) == 2
+    assert int(sessions.loc[week("2026-02-11"), "sessions"]) == 1  # dan's 02:00 joined 02-10's
