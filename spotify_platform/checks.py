@@ -27,6 +27,7 @@ from dagster import (
 
 from spotify_platform.kpis import query
 from spotify_platform.layout import RAW_ROOT, quarantine_key, staging_key, staging_stats_key
+from spotify_platform.lifecycle import next_period
 from spotify_platform.partitions import daily_partitions
 from spotify_platform.resources.lake import LakeResource
 from spotify_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
@@ -295,6 +296,109 @@ def retention_week_zero_is_one(warehouse: WarehouseResource) -> AssetCheckResult
     )
 
 
+@asset_check(
+    asset=_key("warehouse", "kpi_growth_accounting"),
+    partitions_def=daily_partitions,
+    blocking=True,
+    description=(
+        "Each period: active = new + retained + resurrected, the previous period's active = "
+        "retained + churned, and the quick ratio is (new + resurrected) / churned; periods "
+        "follow each other without a gap."
+    ),
+)
+def growth_accounting_identities(warehouse: WarehouseResource) -> AssetCheckResult:
+    frame = warehouse.read_table("kpi_growth_accounting").sort_values(["period", "period_start"])
+    failures: dict[str, object] = {}
+    for kind, rows in frame.groupby("period"):
+        previous_active, previous_start = 0, None
+        for row in rows.itertuples():
+            start = row.period_start.date()
+            expected_start = next_period(kind, previous_start) if previous_start else None
+            churned = int(row.churned)
+            ratio = (row.new + row.resurrected) / churned if churned else None
+            ratio_ok = (
+                pd.isna(row.quick_ratio)
+                if ratio is None
+                else abs(float(row.quick_ratio) - ratio) <= SHARE_TOLERANCE * max(ratio, 1)
+            )
+            if (
+                row.active != row.new + row.retained + row.resurrected
+                or previous_active != row.retained + churned
+                or (expected_start is not None and start != expected_start)
+                or not ratio_ok
+            ):
+                failures[f"{kind} {start}"] = [
+                    int(row.active),
+                    int(row.new),
+                    int(row.retained),
+                    int(row.resurrected),
+                    churned,
+                    previous_active,
+                ]
+            previous_active, previous_start = int(row.active), start
+    return AssetCheckResult(
+        passed=not failures,
+        metadata={
+            "periods": len(frame),
+            "failing_periods": MetadataValue.json(failures),
+            "columns": "active, new, retained, resurrected, churned, previous active",
+        },
+    )
+
+
+@asset_check(
+    asset=_key("warehouse", "kpi_listeners_at_risk"),
+    partitions_def=daily_partitions,
+    description="0 <= at_risk <= active_28d and at_risk_share = at_risk / active_28d.",
+)
+def listeners_at_risk_within_active(
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> AssetCheckResult:
+    days, frame = _kpi_rows(context, warehouse, "kpi_listeners_at_risk")
+    share = frame["at_risk"] / frame["active_28d"]
+    bad = frame[
+        (frame["at_risk"] < 0)
+        | (frame["at_risk"] > frame["active_28d"])
+        | ((frame["at_risk_share"].astype(float) - share).abs() > SHARE_TOLERANCE)
+    ]
+    return _result(
+        {
+            f"{r.dt} {r.country} {r.platform}": [int(r.active_28d), int(r.at_risk)]
+            for r in bad.itertuples()
+        },
+        days,
+    )
+
+
+@asset_check(
+    asset=_key("warehouse", "kpi_sessions"),
+    partitions_def=daily_partitions,
+    description=(
+        "listeners <= sessions, at least one play per session, averages NULL exactly on days "
+        "without sessions and equal to minutes / sessions otherwise."
+    ),
+)
+def sessions_consistent(
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> AssetCheckResult:
+    days, frame = _kpi_rows(context, warehouse, "kpi_sessions")
+    failures = {}
+    for row in frame.itertuples():
+        average = pd.to_numeric(row.avg_session_minutes)
+        if row.sessions == 0:
+            ok = row.listeners == 0 and pd.isna(average) and pd.isna(row.median_session_minutes)
+        else:
+            ok = (
+                0 < row.listeners <= row.sessions
+                and float(row.avg_plays_per_session) >= 1
+                and abs(float(average) * row.sessions - float(row.minutes))
+                <= SHARE_TOLERANCE * max(float(row.minutes), 1)
+            )
+        if not ok:
+            failures[row.dt] = [int(row.sessions), int(row.listeners), float(row.minutes)]
+    return _result(failures, days)
+
+
 KPI_CHECKS = [
     *(_rate_check(table, column) for table, column in RATE_COLUMNS.items()),
     *(_share_check(t) for t in ("kpi_genre_share", "kpi_platform_mix")),
@@ -368,6 +472,9 @@ ALL_CHECKS = [
     fact_streams_referential_integrity,
     active_users_ordered,
     retention_week_zero_is_one,
+    growth_accounting_identities,
+    listeners_at_risk_within_active,
+    sessions_consistent,
     *KPI_CHECKS,
     *FRESHNESS_CHECKS,
 ]

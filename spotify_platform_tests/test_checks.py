@@ -164,6 +164,39 @@ def test_retention_week_zero_not_one_fails(built):
     assert not passed and metadata["cohorts_not_one_at_week_0"]
 
 
+def test_growth_accounting_that_does_not_add_up_fails_and_blocks(built):
+    resources, _ = built
+    table = TABLES["kpi_growth_accounting"]
+    assert all(spec.blocking for spec in checks.growth_accounting_identities.check_specs)
+    assert evaluate(resources, checks.growth_accounting_identities)[0]
+    with resources["warehouse"].engine.begin() as conn:
+        conn.execute(sa.update(table).where(table.c.period == "week").values(new=table.c.new + 1))
+    passed, metadata = evaluate(resources, checks.growth_accounting_identities)
+    assert not passed
+    monday = DAY - dt.timedelta(days=DAY.weekday())
+    assert f"week {monday}" in metadata["failing_periods"]
+
+
+def test_more_at_risk_than_active_or_a_wrong_share_fails(built):
+    resources, _ = built
+    table = TABLES["kpi_listeners_at_risk"]
+    assert evaluate(resources, checks.listeners_at_risk_within_active)[0]
+    with resources["warehouse"].engine.begin() as conn:
+        conn.execute(sa.update(table).where(table.c.dt == DAY).values(at_risk_share=0.5))
+    passed, metadata = evaluate(resources, checks.listeners_at_risk_within_active)
+    assert not passed and metadata["failing_days"]
+
+
+def test_sessions_with_more_listeners_than_sessions_fail(built):
+    resources, _ = built
+    table = TABLES["kpi_sessions"]
+    assert evaluate(resources, checks.sessions_consistent)[0]
+    with resources["warehouse"].engine.begin() as conn:
+        conn.execute(sa.update(table).where(table.c.dt == DAY).values(listeners=10**6))
+    passed, metadata = evaluate(resources, checks.sessions_consistent)
+    assert not passed and DAY.isoformat() in metadata["failing_days"]
+
+
 def test_freshness_flags_a_missing_yesterday_right_after_an_old_backfill(tmp_path, monkeypatch):
     monkeypatch.setattr(checks, "FRESHNESS_DEADLINE_HOUR", 0)
     resources = make_resources(tmp_path, accounts=20)
