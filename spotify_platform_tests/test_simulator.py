@@ -253,6 +253,39 @@ def test_signups_grow_the_active_population(events: pd.DataFrame, accounts: pd.D
     assert active[WEEKS - 1] > 1.1 * active[0]
 
 
+def test_accounts_lapse_for_a_week_or_more_and_come_back(
+    events: pd.DataFrame, accounts: pd.DataFrame
+) -> None:
+    days = events.groupby("account_id")["day"].unique().map(sorted)
+    returned = [
+        account
+        for account, active in days.items()
+        if any((b - a).days > 7 for a, b in zip(active, active[1:], strict=False))
+    ]
+    assert 0.03 < len(returned) / len(days) < 0.5
+    churned = set(accounts.loc[accounts["churn_date"].notna(), "account_id"])
+    assert set(returned) - churned
+
+
+def test_signups_go_on_for_years_with_more_around_the_new_year(catalog: Catalog) -> None:
+    frame = ListeningSimulator(accounts=5000, seed=2, catalog=catalog).accounts()
+    signup = pd.to_datetime(frame["signup_date"])
+    later = signup[signup > pd.Timestamp(EPOCH) + pd.Timedelta(days=365)]
+    assert 0.05 < len(later) / len(frame) < 0.3
+    winter = later.dt.month.isin([12, 1]).sum()
+    summer = later.dt.month.isin([6, 7]).sum()
+    assert winter > 1.5 * summer
+
+
+def test_fewer_listen_in_summer_than_in_winter(catalog: Catalog) -> None:
+    sim = ListeningSimulator(accounts=3000, seed=4, epoch=dt.date(2015, 1, 5), catalog=catalog)
+
+    def listeners(first: dt.date) -> int:
+        return sum(sim.day(first + dt.timedelta(days=i))["account_id"].nunique() for i in range(7))
+
+    assert listeners(dt.date(2022, 7, 11)) < 0.93 * listeners(dt.date(2022, 1, 10))
+
+
 def test_names_cover_emoji_cjk_rtl_accents_and_quotes(
     catalog: Catalog, events: pd.DataFrame
 ) -> None:

@@ -2,7 +2,8 @@
 
 Real listening exports cannot be shared, yet the platform needs realistic raw data at any scale
 to develop, test and benchmark against. This module fabricates it: a catalog of artists, albums,
-tracks and podcast episodes, a population of accounts that sign up and churn, and per-day event
+tracks and podcast episodes, a population of accounts that sign up, lapse, return and churn with
+the seasons, and per-day event
 frames in the raw export's record layout (including its quirks: mixed-unit offline timestamps,
 nullable ``skipped``, raw platform strings, unsorted rows).
 
@@ -108,12 +109,28 @@ _LOCAL_HOUR_CDF = np.cumsum(_LOCAL_HOUR_WEIGHTS) / _LOCAL_HOUR_WEIGHTS.sum()
 _WEEKDAY_ACTIVITY = np.array([0.93, 0.97, 0.98, 1.0, 1.05, 1.08, 1.0])
 _WEEKDAY_VOLUME = np.array([0.97, 0.99, 1.0, 1.0, 1.02, 1.04, 1.0])
 
+# Lifecycles: after the launch wave, a share of accounts signs up over the following years, more
+# of them around the new year; accounts lapse now and then for one to eight weeks, more often in
+# summer, and come back; everyone listens a little more in winter. So growth accounting, churn
+# and listeners at risk move like a real service's rather than staying flat.
+_LATE_SIGNUP_SHARE = 0.5  # of the accounts signing up after the epoch
+_LATE_SIGNUP_DAYS = 5 * 365
+_SIGNUP_SEASON = 0.5  # relative swing of late sign-ups around their mean, peaking on 1 January
+_LAPSE_BLOCK_DAYS = 28  # a lapse starts in a block with the account's lapse rate...
+_LAPSE_MIN_DAYS = 7
+_LAPSE_MEAN_EXTRA_DAYS = 14.0
+_LAPSE_MAX_DAYS = 2 * _LAPSE_BLOCK_DAYS  # ...so any lapse began in one of the last three blocks
+_LAPSE_SEASON = 0.6  # relative swing of lapse starts, peaking in mid-July
+_ACTIVITY_SEASON = 0.06  # relative swing of daily activity, peaking in late December
+_LAPSE_PEAK_DAY_OF_YEAR = 196
+_ACTIVITY_PEAK_DAY_OF_YEAR = 355
+
 # Population shape; _EVENTS_PER_ACCOUNT_DAY is the measured events per account per day divided
 # by plays_per_active_day, over the first two months after the epoch (used by accounts_for).
-_PRE_EPOCH_SHARE = 0.7
+_PRE_EPOCH_SHARE = 0.6
 _SIGNUP_MEAN_DAYS_AFTER_EPOCH = 21.0
 _CHURN_SHARE = 0.15
-_EVENTS_PER_ACCOUNT_DAY = 0.47
+_EVENTS_PER_ACCOUNT_DAY = 0.39
 
 _TRACK_ZIPF_EXPONENT = 1.05
 _FAVOURITES_PER_ACCOUNT = 30
@@ -544,6 +561,12 @@ def _timestamps(day: dt.date, second: np.ndarray) -> np.ndarray:
     return np.strings.add(np.datetime_as_string(base + second, unit="s"), "Z").astype(object)
 
 
+def _season(ordinals: np.ndarray | int, peak_day_of_year: int, swing: float) -> np.ndarray:
+    """1 + swing * a yearly cosine peaking on that day of the year, for day ordinals."""
+    days = np.asarray(ordinals) - dt.date(2000, 1, 1).toordinal() - (peak_day_of_year - 1)
+    return 1.0 + swing * np.cos(2 * np.pi * days / 365.2425)
+
+
 @lru_cache(maxsize=1024)
 def _utc_offsets(ordinal: int) -> np.ndarray:
     """Each country's real UTC offset in seconds at noon of that day (so DST is honoured)."""
@@ -663,6 +686,16 @@ class ListeningSimulator:
         pre = rng.random(n) < _PRE_EPOCH_SHARE
         before = rng.integers(1, 3 * 365, n)
         after = np.floor(rng.exponential(_SIGNUP_MEAN_DAYS_AFTER_EPOCH, n)).astype(np.int64)
+        # Lifecycle traits have a generator of their own: adding one does not reshuffle the
+        # other traits of every account.
+        life = np.random.default_rng([self._seed, n, epoch, 0x11FE])
+        late_days = np.arange(_LATE_SIGNUP_DAYS)
+        late_cdf = np.cumsum(_season(epoch + late_days, 1, _SIGNUP_SEASON))
+        late = life.random(n) < _LATE_SIGNUP_SHARE
+        after = np.where(late, late_days[_sample(life, late_cdf / late_cdf[-1], n)], after)
+        self._lapse_rate = life.beta(1.2, 6.0, n)
+        self._lapse_phase = life.integers(0, _LAPSE_BLOCK_DAYS, n)
+        self._lapse_blocks: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._signup = epoch + np.where(pre, -before, after)
         churns = rng.random(n) < _CHURN_SHARE
         churn_after = 7 + np.floor(rng.exponential(75.0, n)).astype(np.int64)
@@ -696,6 +729,37 @@ class ListeningSimulator:
         offset = np.floor(rng.random(artist.size) * self._artist_count[artist]).astype(np.int64)
         deep = self._tracks_by_artist[self._artist_start[artist] + offset]
         self._favourites = np.concatenate([hits.reshape(n, -1), deep.reshape(n, -1)], axis=1)
+
+    def _lapse_block(self, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every account's draws for one lapse block (chance, start within it, length), seeded
+        by the block alone, so a day gets the same lapses whatever days came before."""
+        if block not in self._lapse_blocks:
+            rng = np.random.default_rng(
+                [self._seed, self._n, self._epoch.toordinal(), 0x1A95E, block]
+            )
+            chance = rng.random(self._n)
+            start = rng.integers(0, _LAPSE_BLOCK_DAYS, self._n)
+            extra = np.floor(rng.exponential(_LAPSE_MEAN_EXTRA_DAYS, self._n)).astype(np.int64)
+            length = np.minimum(_LAPSE_MIN_DAYS + extra, _LAPSE_MAX_DAYS)
+            if len(self._lapse_blocks) >= 16:
+                self._lapse_blocks.pop(next(iter(self._lapse_blocks)))
+            self._lapse_blocks[block] = (chance, start, length)
+        return self._lapse_blocks[block]
+
+    def _lapsing(self, d: int) -> np.ndarray:
+        """Which accounts are in a lapse on day ordinal `d`: one that began in the account's
+        current block or one of the two before it (lapses last at most two blocks)."""
+        phase = self._lapse_phase
+        current = (d + phase) // _LAPSE_BLOCK_DAYS
+        lapsing = np.zeros(self._n, dtype=bool)
+        for block in np.unique(np.concatenate([current, current - 1, current - 2])).tolist():
+            chance, start, length = self._lapse_block(block)
+            began = block * _LAPSE_BLOCK_DAYS - phase + start
+            lapses = chance < self._lapse_rate * _season(
+                began, _LAPSE_PEAK_DAY_OF_YEAR, _LAPSE_SEASON
+            )
+            lapsing |= lapses & (current - block <= 2) & (began <= d) & (d < began + length)
+        return lapsing
 
     def accounts(self) -> pd.DataFrame:
         """The account population, with the raw account names the events carry."""
@@ -731,8 +795,9 @@ class ListeningSimulator:
         weekday = day.weekday()
 
         # Who listens today, and how many sessions and plays each of them has.
-        eligible = (self._signup <= d) & (d < self._churn)
-        p_active = np.minimum(self._propensity * _WEEKDAY_ACTIVITY[weekday], 1.0)
+        eligible = (self._signup <= d) & (d < self._churn) & ~self._lapsing(d)
+        season = _season(d, _ACTIVITY_PEAK_DAY_OF_YEAR, _ACTIVITY_SEASON)
+        p_active = np.minimum(self._propensity * _WEEKDAY_ACTIVITY[weekday] * season, 1.0)
         acc = np.flatnonzero(eligible & (rng.random(self._n) < p_active))
         n_acc = len(acc)
         lam = self._level[acc] * self._ppad * _WEEKDAY_VOLUME[weekday]
