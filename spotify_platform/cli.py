@@ -122,7 +122,29 @@ def headline(last: dt.date) -> str:
                 f"    {int(row.rank):>2}. {row.artist_name}  "
                 f"({int(row.streams):,} streams, {int(row.listeners):,} listeners)"
             )
+    lines.extend(f"  {sentence}" for sentence in lifecycle_headline(warehouse, last))
     return "\n".join(lines)
+
+
+def lifecycle_headline(warehouse, last: dt.date) -> list[str]:
+    """The quick ratio of the latest complete week and the riskiest segment, as sentences."""
+    import sqlalchemy as sa
+
+    from spotify_platform import lifecycle_report
+    from spotify_platform.tables import TABLES
+
+    growth = TABLES["kpi_growth_accounting"]
+    week = lifecycle_report.last_complete_week(last)
+    weeks = warehouse.read_frame(
+        sa.select(growth).where(growth.c.period == "week", growth.c.period_start == week)
+    )
+    at_risk = warehouse.read_table("kpi_listeners_at_risk", [last])
+    found = {
+        **lifecycle_report.growth_facts(weeks, last),
+        "riskiest_segment": lifecycle_report.riskiest_segment(at_risk, last),
+        "sessions_today": None,
+    }
+    return lifecycle_report.sentences(found)[:2]
 
 
 def import_history_command(

@@ -12,7 +12,7 @@ import datetime as dt
 import html
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import plotly.offline
 
+from spotify_platform import lifecycle_report
 from spotify_platform.sources.identity import name_ids
 
 HISTORY_DAYS = 90
@@ -87,6 +88,9 @@ class DashboardData:
     first_stream_day: dt.date | None = None
     # The whole history by month and year, drawn after a run over a long range.
     history: HistoryData | None = None
+    growth_accounting: pd.DataFrame = field(default_factory=pd.DataFrame)  # weeks and months
+    listeners_at_risk: pd.DataFrame = field(default_factory=pd.DataFrame)  # on `day`
+    sessions: pd.DataFrame = field(default_factory=pd.DataFrame)  # kpi_sessions, 90 days
 
 
 @dataclass(frozen=True, eq=False)
@@ -254,7 +258,9 @@ def insights(data: DashboardData) -> dict[str, object]:
 
     Keys: day, history_days, peak_band (e.g. "20:00–23:00 local") with its start hour, streams
     and share of the day; leading_genres (top 3 known genres) and leading_genres_share;
-    fastest_growing_artist with its streams in the last and previous 7 days and the increase.
+    fastest_growing_artist with its streams in the last and previous 7 days and the increase;
+    growth_week (the latest complete week) with its quick_ratio, gained and churned accounts,
+    riskiest_segment and sessions_today (see `lifecycle_report.facts`).
     Values are None where the data cannot tell (no streams, under 14 days of history, no growth).
     """
     day = data.day
@@ -275,6 +281,9 @@ def insights(data: DashboardData) -> dict[str, object]:
         "fastest_growing_streams_last_7_days": growing[1] if growing else None,
         "fastest_growing_streams_previous_7_days": growing[2] if growing else None,
         "fastest_growing_increase": growing[1] - growing[2] if growing else None,
+        **lifecycle_report.facts(
+            data.growth_accounting, data.listeners_at_risk, data.sessions, day
+        ),
     }
 
 
@@ -318,7 +327,7 @@ def insight_sentences(found: dict[str, object]) -> list[str]:
         )
     else:
         sentences.append("No artist in the top lists grew week over week.")
-    return sentences
+    return sentences + lifecycle_report.sentences(found)
 
 
 @dataclass(frozen=True)
@@ -936,7 +945,58 @@ def _cards(data: DashboardData, days_of_history: int, figures: _Figures) -> list
             churn_body,
             span=2,
         ),
+        _Card(
+            "growth-accounting",
+            "Growth accounting",
+            "Accounts per week: new and resurrected up, churned down; quick ratio = "
+            "(new + resurrected) / churned; the latest week may be partial",
+            chart(
+                "growth-accounting",
+                _growth_chart(data.growth_accounting, day),
+                "No growth accounting yet.",
+            ),
+        ),
+        _Card(
+            "listeners-at-risk",
+            "Listeners at risk",
+            f"Segments with the most accounts that streamed in the 28 days up to {iso} but "
+            "not in the last 7",
+            lifecycle_report.at_risk_table(data.listeners_at_risk, day)
+            or _empty(f"No listener at risk on {iso}."),
+        ),
+        _Card(
+            "session-length",
+            "Session length",
+            "Minutes per session by the day it starts: plays at most 30 minutes apart",
+            chart(
+                "session-length",
+                _session_chart(_trend(data.sessions, day)),
+                f"No sessions in the {HISTORY_DAYS} days up to {iso}.",
+            ),
+            span=6,
+        ),
     ]
+
+
+def _growth_chart(growth: pd.DataFrame, day: dt.date) -> go.Figure | None:
+    fig = lifecycle_report.growth_figure(growth, day)
+    if fig is None:
+        return None
+    return _style(
+        fig,
+        290,
+        barmode="relative",
+        bargap=0.2,
+        xaxis={"type": "category", "showgrid": False},
+        yaxis={"tickformat": ",d", "zeroline": True, "zerolinecolor": INK},
+    )
+
+
+def _session_chart(sessions: pd.DataFrame) -> go.Figure | None:
+    fig = lifecycle_report.session_figure(sessions)
+    if fig is None:
+        return None
+    return _style(fig, 250, yaxis={"rangemode": "tozero", "title": {"text": "minutes"}})
 
 
 STYLE = """

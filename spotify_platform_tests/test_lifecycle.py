@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 
+from spotify_platform import cli, lifecycle_report, reports
+from spotify_platform.assets.reports import read_dashboard_data
 from spotify_platform.layout import raw_key
 from spotify_platform.sources.platforms import classify_platform
 from spotify_platform.sources.raw import encode_records
@@ -125,6 +127,35 @@ def test_sessions(simulated):
     table = read_table(resources, "kpi_sessions")
     assert sorted(table["dt"].dt.date) == list(days)
     _assert_sessions(resources, expected, days)
+
+
+def test_the_dashboard_and_the_headline_state_the_quick_ratio_and_riskiest_segment(
+    simulated, monkeypatch
+):
+    resources, expected = simulated
+    monkeypatch.setattr(lifecycle_report, "RISK_MIN_LISTENERS", 3)
+    week = pd.Timestamp(LAST - dt.timedelta(days=6))  # LAST is a Sunday: its week is complete
+    _, new, _, resurrected, churned = oracle.growth_accounting(
+        expected, "week", pd.Timestamp(LAST)
+    )[week]
+    segments = oracle.listeners_at_risk(expected, pd.Timestamp(LAST))
+    (country, platform), (active, at_risk) = min(
+        ((k, v) for k, v in segments.items() if v[0] >= 3),
+        key=lambda kv: (-kv[1][1] / kv[1][0], -kv[1][1], kv[0]),
+    )
+    ratio = f"Quick ratio {(new + resurrected) / churned:.2f} in the week of {week.date()}: "
+    segment = (
+        f"{lifecycle_report.segment_label(country, platform)}: {at_risk / active:.0%} at risk "
+        f"({at_risk:,} of {active:,}), the highest segment with >= 3 listeners."
+    )
+
+    sentences = reports.insight_sentences(
+        reports.insights(read_dashboard_data(resources["warehouse"], LAST))
+    )
+    assert sentences[3].startswith(ratio) and sentences[4] == segment
+    monkeypatch.setenv("WAREHOUSE_URL", resources["warehouse"].url)
+    lines = cli.headline(LAST).splitlines()
+    assert lines[-2].strip().startswith(ratio) and lines[-1].strip() == segment
 
 
 # --- hand-made edges ---------------------------------------------------------------------------

@@ -372,7 +372,7 @@ def test_insights_markdown_escapes_markdown():
     found.update(leading_genres=["*bold* [x](y)"], leading_genres_share=0.5)
     markdown = reports.insights_markdown(found)
     assert r"\*bold\* \[x\]\(y\)" in markdown
-    assert markdown.count("\n- ") == 2 and markdown.startswith("- ")
+    assert markdown.count("\n- ") == 5 and markdown.startswith("- ")
 
 
 def test_render_refuses_data_of_another_day():
@@ -542,7 +542,7 @@ def test_the_asset_reports_path_size_and_insights(pipeline, dashboard_run):
     assert metadata["fastest_growing_artist"].value == want["grower"]
     assert metadata["fastest_growing_increase"].value == want["growth"]
     assert metadata["history_days"].value == 15
-    assert metadata["insights"].value.count("\n- ") == 2
+    assert metadata["insights"].value.count("\n- ") == 5
 
 
 def _run_range(resources: dict, first: dt.date, last: dt.date) -> None:

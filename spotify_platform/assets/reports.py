@@ -14,11 +14,11 @@ from dagster import (
     asset,
 )
 
-from spotify_platform import reports
+from spotify_platform import lifecycle_report, reports
 from spotify_platform.layout import dashboard_key
 from spotify_platform.partitions import daily_partitions, days_of
 from spotify_platform.resources.lake import LakeResource
-from spotify_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
+from spotify_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource, typed_frame
 from spotify_platform.tables import TABLES
 
 KPI_TABLES = [name for name in TABLES if name.startswith("kpi_")]
@@ -36,6 +36,7 @@ def read_dashboard_data(warehouse: WarehouseResource, day: dt.date) -> reports.D
     trend = reports.history_window(day)
     today = [day]
     daily = TABLES["kpi_daily_streams"]
+    growth = TABLES["kpi_growth_accounting"]
     first = warehouse.read_frame(
         sa.select(sa.func.min(daily.c.dt)).where(daily.c.streams > 0, daily.c.dt <= day)
     ).iloc[0, 0]
@@ -53,6 +54,19 @@ def read_dashboard_data(warehouse: WarehouseResource, day: dt.date) -> reports.D
         retention=warehouse.read_table("kpi_retention"),
         artist_history=warehouse.read_table("kpi_top_artists", reports.growth_window(day)),
         first_stream_day=None if pd.isna(first) else pd.Timestamp(first).date(),
+        growth_accounting=typed_frame(
+            warehouse.read_frame(
+                sa.select(growth).where(
+                    growth.c.period == "week",
+                    growth.c.period_start.between(
+                        day - dt.timedelta(weeks=lifecycle_report.GROWTH_WEEKS + 1), day
+                    ),
+                )
+            ),
+            "kpi_growth_accounting",
+        ),
+        listeners_at_risk=warehouse.read_table("kpi_listeners_at_risk", today),
+        sessions=warehouse.read_table("kpi_sessions", trend),
     )
 
 
@@ -148,6 +162,7 @@ def _insight_metadata(found: dict[str, object]) -> dict[str, MetadataValue]:
         return MetadataValue.float(float(value)) if value is not None else MetadataValue.null()
 
     genres = list(found["leading_genres"])
+    segment = found["riskiest_segment"]
     return {
         "peak_local_hour_band": text(found["peak_band"]),
         "peak_band_share": number(found["peak_band_share"]),
@@ -156,6 +171,14 @@ def _insight_metadata(found: dict[str, object]) -> dict[str, MetadataValue]:
         "fastest_growing_artist": text(found["fastest_growing_artist"]),
         "fastest_growing_increase": number(found["fastest_growing_increase"]),
         "history_days": MetadataValue.int(int(found["history_days"])),
+        "growth_week": text(found["growth_week"]),
+        "quick_ratio": number(found["quick_ratio"]),
+        "riskiest_segment": text(
+            lifecycle_report.segment_label(segment["country"], segment["platform"])
+            if segment
+            else None
+        ),
+        "riskiest_segment_share": number(segment["share"] if segment else None),
         "insights": MetadataValue.md(reports.insights_markdown(found)),
     }
 
