@@ -523,9 +523,9 @@ def test_the_asset_writes_the_dashboard_with_the_warehouse_numbers(pipeline, das
         f"Fastest-growing artist of the week: {html.escape(want['grower'])}, "
         f"{want['growth']:+,} streams" in page
     )
-    # Eight charts (churn is an empty state), plotly.js embedded once, one script per chart.
-    assert page.count('class="plotly-graph-div"') == 8
-    assert page.count("<script") == 9
+    # Ten charts (churn is an empty state), plotly.js embedded once, one script per chart.
+    assert page.count('class="plotly-graph-div"') == 10
+    assert page.count("<script") == 11
     assert page.count(plotly.offline.get_plotlyjs()[:40]) == 1
 
 
@@ -765,7 +765,7 @@ def test_the_dashboard_draws_in_a_browser_without_errors_or_requests(
     assert _console_problems(stderr) == []
     charts = _Charts()
     charts.feed(dom)
-    assert len(charts.drawn) == page.count('class="plotly-graph-div"') == 8
+    assert len(charts.drawn) == page.count('class="plotly-graph-div"') == 10
     assert all(charts.drawn.values()), charts.drawn
 
     artifacts = REPO_ROOT / "test-artifacts"
@@ -799,4 +799,4 @@ def test_the_dashboard_reads_the_warehouse_on_mariadb(mysql_url, tmp_path):
     assert tiles(page)["streams"][0] == f"{want['streams']:,}"
     assert tiles(page)["wau"][0] == f"{want['wau']:,}"
     assert "Churn needs 60 days of history; 3 days so far." in page
-    assert page.count('class="plotly-graph-div"') == 8
+    assert page.count('class="plotly-graph-div"') == 10
