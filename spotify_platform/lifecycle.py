@@ -87,6 +87,38 @@ def periods_to_compute(
     return period_starts(kind, start, last) if start <= last else []
 
 
+def growth_periods(
+    days: Sequence[dt.date], first_stream: dt.date | None, stored: pd.DataFrame
+) -> list[tuple[str, dt.date]]:
+    """(period, start) of every week and month a run over `days` (re)computes, given the
+    (period, period_start) rows kpi_growth_accounting holds."""
+    starts = pd.to_datetime(stored["period_start"]).dt.date
+    return [
+        (kind, start)
+        for kind in PERIODS
+        for start in periods_to_compute(
+            kind, days, first_stream, starts[stored["period"] == kind].tolist()
+        )
+    ]
+
+
+def replaced_periods(
+    table: sa.Table, periods: Sequence[tuple[str, dt.date]], first_stream: dt.date | None
+) -> sa.ColumnElement[bool]:
+    """The rows of kpi_growth_accounting that `periods`' rows replace: from their first period
+    on, and any before the first stream (a re-loaded day may have taken the earliest away)."""
+    conditions = []
+    for kind in PERIODS:
+        starts = [start for k, start in periods if k == kind]
+        stale: sa.ColumnElement[bool] = sa.true()
+        if first_stream is not None:
+            stale = table.c.period_start < period_of(kind, first_stream)
+            if starts:
+                stale = sa.or_(stale, table.c.period_start >= starts[0])
+        conditions.append(sa.and_(table.c.period == kind, stale))
+    return sa.or_(*conditions)
+
+
 # One period's counts from one pass over the previous period and itself: an account's first
 # and last stream days in that span say whether it was active in either, and only accounts
 # absent from the previous period are looked up further back (new or resurrected). MIN and
@@ -130,8 +162,10 @@ def growth_queries(periods: Sequence[tuple[str, dt.date]]) -> list[sa.TextClause
     return statements
 
 
-def growth_accounting(counts: pd.DataFrame, periods: Sequence[tuple[str, dt.date]]) -> pd.DataFrame:
-    """kpi_growth_accounting rows from the counts of `growth_queries` over `periods`."""
+def growth_accounting(
+    counts: Sequence[pd.DataFrame], periods: Sequence[tuple[str, dt.date]]
+) -> pd.DataFrame:
+    """kpi_growth_accounting rows from the results of `growth_queries` over `periods`."""
     measures = ["active", "new", "retained", "resurrected", "churned"]
     frame = pd.DataFrame(
         {
@@ -139,7 +173,12 @@ def growth_accounting(counts: pd.DataFrame, periods: Sequence[tuple[str, dt.date
             "period_start": pd.to_datetime([start for _, start in periods]),
         }
     )
-    counts = counts.astype("int64").set_index("period_index").reindex(range(len(periods)))
+    found = (
+        pd.concat(counts, ignore_index=True)
+        if counts
+        else pd.DataFrame(columns=["period_index", *measures])
+    )
+    counts = found.astype("int64").set_index("period_index").reindex(range(len(periods)))
     for name in measures:
         frame[name] = counts[name].fillna(0).astype("int64").to_numpy()
     churned = frame["churned"].astype(float)

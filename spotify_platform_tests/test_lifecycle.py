@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 
-from spotify_platform import cli, lifecycle_report, reports
+from spotify_platform import cli, lifecycle, lifecycle_report, reports, sessions
 from spotify_platform.assets.reports import read_dashboard_data
 from spotify_platform.layout import raw_key
 from spotify_platform.sources.platforms import classify_platform
@@ -293,3 +293,91 @@ def test_hand_made_edges_and_a_late_day(engine, request, tmp_path):
     sessions = read_table(resources, "kpi_sessions").set_index("dt")
     assert int(sessions.loc[week("2026-02-10"), "sessions"]) == 2
     assert int(sessions.loc[week("2026-02-11"), "sessions"]) == 1  # dan's 02:00 joined 02-10's
+
+
+# --- the pieces, on their own ------------------------------------------------------------------
+
+
+def test_periods_reach_back_over_gaps_and_forward_to_the_latest_stored():
+    monday = dt.date(2026, 3, 2)
+    weeks = [monday - dt.timedelta(weeks=k) for k in (4, 3)]  # stored: two weeks in February
+    compute = lifecycle.periods_to_compute
+    # A day in the week after the last stored one: that week alone.
+    first = dt.date(2026, 2, 3)
+    assert compute("week", [dt.date(2026, 2, 18)], first, weeks) == [dt.date(2026, 2, 16)]
+    # Two weeks later: the week never computed in between as well.
+    assert compute("week", [monday], first, weeks) == [
+        dt.date(2026, 2, 16),
+        dt.date(2026, 2, 23),
+        monday,
+    ]
+    # A late day in the first stored week: it and every later stored one.
+    assert compute("week", [dt.date(2026, 2, 4)], first, weeks) == weeks
+    # A stream earlier than any stored week: from its week.
+    assert compute("week", [dt.date(2026, 1, 31)], dt.date(2026, 1, 31), weeks) == [
+        dt.date(2026, 1, 26),
+        *weeks,
+    ]
+    # Nothing stored yet: from the first stream's period; no stream at all: nothing.
+    assert compute("month", [dt.date(2026, 3, 5)], dt.date(2026, 1, 20), []) == [
+        dt.date(2026, 1, 1),
+        dt.date(2026, 2, 1),
+        dt.date(2026, 3, 1),
+    ]
+    assert compute("month", [dt.date(2026, 3, 5)], None, []) == []
+    assert lifecycle.next_period("month", dt.date(2026, 12, 1)) == dt.date(2027, 1, 1)
+    assert lifecycle.previous_period("month", dt.date(2026, 3, 1)) == dt.date(2026, 2, 1)
+
+
+def _runs(*rows: tuple[str, int, int, int]) -> pd.DataFrame:
+    """Runs (account, start minute, end minute, plays) as merge_runs takes them."""
+    return pd.DataFrame(
+        {
+            "account_id": [r[0] for r in rows],
+            "start_ms": [r[1] * 60_000 for r in rows],
+            "end_ms": [r[2] * 60_000 for r in rows],
+            "plays": [r[3] for r in rows],
+            "ms_played": [(r[2] - r[1]) * 60_000 for r in rows],
+        }
+    )
+
+
+def test_runs_join_within_thirty_minutes_of_the_latest_end():
+    merged = sessions.merge_runs(
+        _runs(
+            ("a", 0, 40, 1),
+            ("a", 5, 10, 1),
+            ("a", 70, 72, 1),  # within 30 minutes of 40, not of 10
+            ("a", 102, 103, 1),  # exactly 30 minutes after 72
+            ("a", 134, 135, 1),  # 31 minutes after 103
+            ("b", 0, 1, 2),
+        ),
+        ["account_id"],
+    )
+    assert merged[["account_id", "start_ms", "plays"]].values.tolist() == [
+        ["a", 0, 4],
+        ["a", 134 * 60_000, 1],
+        ["b", 0, 2],
+    ]
+
+
+def test_a_session_reaching_past_the_horizon_is_read_again_until_complete():
+    day = dt.date(2026, 3, 10)
+    base = (day - dt.date(1970, 1, 1)).days * 24 * 60  # minutes since 1970
+    stored = _runs(
+        ("a", base + 23 * 60, base + 24 * 60 + 20, 1),  # crosses midnight into the next day
+        ("a", base + 24 * 60 + 40, base + 26 * 60, 1),  # the next day's, starting at 00:40
+        ("a", base + 26 * 60 + 25, base + 27 * 60, 1),  # and another at 02:25
+        ("b", base + 24 * 60 + 10, base + 24 * 60 + 20, 1),  # b's session starts the next day
+    )
+    horizons = []
+
+    def read(horizon: dt.datetime) -> pd.DataFrame:
+        horizons.append(horizon)
+        limit = (horizon - dt.datetime(1970, 1, 1)) // dt.timedelta(milliseconds=1)
+        return stored[stored["start_ms"] <= limit]
+
+    found = sessions.sessions_starting(day, day, read)
+    assert found[["account_id", "plays"]].values.tolist() == [["a", 3]]
+    assert horizons[0] == dt.datetime(2026, 3, 11, 0, 30)
+    assert horizons[-1] == dt.datetime(2026, 3, 11, 3, 30)

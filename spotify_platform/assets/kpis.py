@@ -327,35 +327,12 @@ def kpi_growth_accounting(
         first = warehouse.read_frame(sa.text(lifecycle.FIRST_STREAM_SQL))
         first_stream = pd.Timestamp(first.iloc[0, 0]).date() if len(first) else None
         stored = warehouse.read_frame(sa.select(t.c.period, t.c.period_start))
-        stored["period_start"] = pd.to_datetime(stored["period_start"]).dt.date
-        periods = [
-            (kind, start)
-            for kind in lifecycle.PERIODS
-            for start in lifecycle.periods_to_compute(
-                kind,
-                days,
-                first_stream,
-                stored.loc[stored["period"] == kind, "period_start"].tolist(),
-            )
-        ]
-        counts = pd.concat(
-            [warehouse.read_frame(q) for q in lifecycle.growth_queries(periods)]
-            or [pd.DataFrame(columns=["period_index"])],
-            ignore_index=True,
-        )
+        periods = lifecycle.growth_periods(days, first_stream, stored)
+        counts = [warehouse.read_frame(q) for q in lifecycle.growth_queries(periods)]
         frame = KpiGrowthAccounting.validate(lifecycle.growth_accounting(counts, periods))
-        # The recomputed periods and any row before the first stream (a re-loaded day may
-        # have taken the earliest streams away) make way for the new rows.
-        replaced = []
-        for kind in lifecycle.PERIODS:
-            starts = [start for k, start in periods if k == kind]
-            stale = sa.true()
-            if first_stream is not None:
-                stale = t.c.period_start < lifecycle.period_of(kind, first_stream)
-                if starts:
-                    stale = sa.or_(stale, t.c.period_start >= starts[0])
-            replaced.append(sa.and_(t.c.period == kind, stale))
-        warehouse.replace_where("kpi_growth_accounting", sa.or_(*replaced), frame)
+        warehouse.replace_where(
+            "kpi_growth_accounting", lifecycle.replaced_periods(t, periods, first_stream), frame
+        )
     return MaterializeResult(
         metadata={"periods_computed": len(frame), "preview": _preview(frame.tail(10))}
     )
