@@ -86,11 +86,18 @@ def _later_days(
     Callers hold the table's `warehouse.exclusive` lock from this read to their write, so a
     run over an overlapping range cannot slip stale windows in between.
     """
-    t = TABLES[table]
-    later = warehouse.read_frame(
-        sa.select(t.c.dt).where(t.c.dt > days[-1], t.c.dt <= days[-1] + dt.timedelta(days=horizon))
+    return _processed_days(
+        warehouse, table, days[-1] + dt.timedelta(days=1), days[-1] + dt.timedelta(days=horizon)
     )
-    return sorted(set(pd.to_datetime(later["dt"]).dt.date) - set(days))
+
+
+def _processed_days(
+    warehouse: WarehouseResource, table: str, first: dt.date, last: dt.date
+) -> list[dt.date]:
+    """Days in [first, last] that `table` holds a row for (it has one for every processed day)."""
+    t = TABLES[table]
+    found = warehouse.read_frame(sa.select(t.c.dt).where(t.c.dt.between(first, last)).distinct())
+    return sorted(set(pd.to_datetime(found["dt"]).dt.date))
 
 
 def _windowed(
@@ -338,15 +345,6 @@ def kpi_growth_accounting(
     )
 
 
-def _processed_days(
-    warehouse: WarehouseResource, table: str, first: dt.date, last: dt.date
-) -> list[dt.date]:
-    """Days in [first, last] that `table` holds a row for (it has one for every processed day)."""
-    t = TABLES[table]
-    found = warehouse.read_frame(sa.select(t.c.dt).where(t.c.dt.between(first, last)).distinct())
-    return sorted(set(pd.to_datetime(found["dt"]).dt.date))
-
-
 @asset(
     key=["warehouse", "kpi_listeners_at_risk"],
     deps=[SEGMENTS_DAILY],
@@ -358,13 +356,10 @@ def _processed_days(
 )
 def kpi_listeners_at_risk(context: AssetExecutionContext, warehouse: WarehouseResource):
     days = days_of(context)
-    horizon = dt.timedelta(days=lifecycle.RISK_WINDOW_DAYS - 1)
     with warehouse.exclusive("kpi_listeners_at_risk"):
         # A day without active accounts has no row here; kpi_daily_streams has one for every
         # processed day, so it says which later days this run's days reach into.
-        later = _processed_days(
-            warehouse, "kpi_daily_streams", days[-1] + dt.timedelta(days=1), days[-1] + horizon
-        )
+        later = _later_days(warehouse, "kpi_daily_streams", days, lifecycle.RISK_WINDOW_DAYS - 1)
         counts = warehouse.read_frame(lifecycle.at_risk_query(days + later, warehouse.dialect))
         frame = KpiListenersAtRisk.validate(lifecycle.listeners_at_risk(counts))
         warehouse.replace_days("kpi_listeners_at_risk", days + later, frame)
