@@ -36,8 +36,8 @@ KPI_COLUMNS = [
 
 
 def _codes(column: pd.Series) -> np.ndarray:
-    """Integer codes of a column's values: Arrow's dictionary encoding for text (hashing
-    32-character account ids through Python objects took most of a 1M-play day)."""
+    """Integer codes of a column's values; text goes through Arrow's dictionary encoding,
+    which hashes the account ids without a Python object per value."""
     if pd.api.types.is_string_dtype(column.dtype) or column.dtype == object:
         array = pa.array(column, type=pa.string())
         if isinstance(array, pa.ChunkedArray):
