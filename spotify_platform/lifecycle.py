@@ -169,7 +169,7 @@ def growth_accounting(
     measures = ["active", "new", "retained", "resurrected", "churned"]
     frame = pd.DataFrame(
         {
-            "period": [kind for kind, _ in periods],
+            "period": pd.Series([kind for kind, _ in periods], dtype=object),
             "period_start": pd.to_datetime([start for _, start in periods]),
         }
     )

@@ -10,6 +10,7 @@ import pytest
 from spotify_platform import cli, lifecycle, lifecycle_report, reports, sessions
 from spotify_platform.assets.reports import read_dashboard_data
 from spotify_platform.layout import raw_key
+from spotify_platform.schemas import KpiGrowthAccounting
 from spotify_platform.sources.platforms import classify_platform
 from spotify_platform.sources.raw import encode_records
 from spotify_platform_tests import oracle
@@ -325,6 +326,7 @@ def test_periods_reach_back_over_gaps_and_forward_to_the_latest_stored():
         dt.date(2026, 3, 1),
     ]
     assert compute("month", [dt.date(2026, 3, 5)], None, []) == []
+    assert KpiGrowthAccounting.validate(lifecycle.growth_accounting([], [])).empty
     assert lifecycle.next_period("month", dt.date(2026, 12, 1)) == dt.date(2027, 1, 1)
     assert lifecycle.previous_period("month", dt.date(2026, 3, 1)) == dt.date(2026, 2, 1)
 

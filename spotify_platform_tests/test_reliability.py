@@ -901,7 +901,7 @@ def test_no_secret_username_or_ip_appears_outside_raw(
         "WAREHOUSE_URL": url,
         "DAGSTER_HOME": str(tmp_path / "home"),
         "ACCOUNT_HMAC_KEY": hmac_key,
-        "SIMULATOR_ACCOUNTS": "4",
+        "SIMULATOR_ACCOUNTS": "5",
         "SIMULATOR_SEED": "5",
         "SPOTIFY_CLIENT_ID": CLIENT_ID,
         "SPOTIFY_CLIENT_SECRET": CLIENT_SECRET,
