@@ -207,10 +207,9 @@ def account_segment_daily(plays: pd.DataFrame) -> pd.DataFrame:
 # Each account counts once per day, in the segment holding most of its streams of the 28-day
 # window (ties: the smaller country, then the smaller platform, in code point order: the
 # columns' binary collation). An account is at risk when its latest stream in the window is
-# older than the lapse window. `days` is the run's calendar; `{big}` asks MySQL to group by
-# sorting, which a grouping of many accounts needs.
+# older than the lapse window. `{days}` is the run's calendar; `{big}` asks MySQL to group by
+# sorting rather than in a temporary table, which a grouping of many accounts needs.
 AT_RISK_SQL = """
-WITH days (day, window_start, lapse_start) AS (VALUES {days})
 SELECT day, country, platform, COUNT(*) AS active_28d,
        SUM(CASE WHEN account_last < lapse_start THEN 1 ELSE 0 END) AS at_risk
 FROM (SELECT day, lapse_start, country, platform,
@@ -220,7 +219,7 @@ FROM (SELECT day, lapse_start, country, platform,
       FROM (SELECT {big} d.day, d.lapse_start, seg.account_id, seg.country, seg.platform,
                    SUM(seg.streams) AS streams, MAX(seg.dt) AS last_day
             FROM agg_account_segment_daily seg
-            JOIN days d ON seg.dt BETWEEN d.window_start AND d.day
+            JOIN ({days}) AS d ON seg.dt BETWEEN d.window_start AND d.day
             WHERE seg.dt BETWEEN :window_start AND :last
             GROUP BY d.day, d.lapse_start, seg.account_id, seg.country, seg.platform) AS sums
      ) AS ranked
@@ -236,14 +235,21 @@ def at_risk_query(days: Sequence[dt.date], dialect: str) -> sa.TextClause:
         "window_start": days[0] - dt.timedelta(days=RISK_WINDOW_DAYS - 1),
         "last": days[-1],
     }
+    # A derived table of typed dates: MySQL would otherwise type the calendar's columns as text
+    # and compare every row of the window as strings, and it joins a VALUES list in a CTE
+    # much more slowly. SQLite keeps dates as text anyway.
+    typed = "{}" if dialect == "sqlite" else "CAST({} AS DATE)"
     rows = []
     for i, day in enumerate(days):
         dates[f"d{i}"] = day
         dates[f"w{i}"] = day - dt.timedelta(days=RISK_WINDOW_DAYS - 1)
         dates[f"l{i}"] = day - dt.timedelta(days=LAPSE_DAYS - 1)
-        rows.append(f"(:d{i}, :w{i}, :l{i})")
+        rows.append(
+            f"SELECT {typed.format(f':d{i}')} AS day, {typed.format(f':w{i}')} AS window_start, "
+            f"{typed.format(f':l{i}')} AS lapse_start"
+        )
     big = "" if dialect == "sqlite" else "SQL_BIG_RESULT"
-    return query(AT_RISK_SQL.format(days=", ".join(rows), big=big), **dates)
+    return query(AT_RISK_SQL.format(days=" UNION ALL ".join(rows), big=big), **dates)
 
 
 def listeners_at_risk(counts: pd.DataFrame) -> pd.DataFrame:
