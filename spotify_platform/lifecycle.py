@@ -26,6 +26,7 @@ LAPSE_DAYS = 7
 # Periods per statement: each is a pair of index-only passes over the accounts, so a run over
 # years of history is a handful of statements rather than one per period.
 PERIODS_PER_QUERY = 50
+DAYS_PER_QUERY = 200
 GROWTH_COLUMNS = [
     "period",
     "period_start",
@@ -228,9 +229,17 @@ GROUP BY day, country, platform
 """
 
 
-def at_risk_query(days: Sequence[dt.date], dialect: str) -> sa.TextClause:
-    """AT_RISK_SQL for `days` (one statement, whatever their number)."""
+def at_risk_queries(days: Sequence[dt.date], dialect: str) -> list[sa.TextClause]:
+    """AT_RISK_SQL for `days`, `DAYS_PER_QUERY` days a statement: SQLite refuses a compound
+    SELECT of more than 500 terms, and a long history's calendar would be thousands."""
     days = sorted(set(days))
+    return [
+        _at_risk_query(days[offset : offset + DAYS_PER_QUERY], dialect)
+        for offset in range(0, len(days), DAYS_PER_QUERY)
+    ]
+
+
+def _at_risk_query(days: Sequence[dt.date], dialect: str) -> sa.TextClause:
     dates: dict[str, dt.date] = {
         "window_start": days[0] - dt.timedelta(days=RISK_WINDOW_DAYS - 1),
         "last": days[-1],
@@ -270,7 +279,7 @@ def queries_for_day(day: dt.date, dialect: str = "mysql") -> dict[str, sa.TextCl
     horizon = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
     return {
         "kpi_growth_accounting": growth_queries(periods)[0],
-        "kpi_listeners_at_risk": at_risk_query([day], dialect),
+        "kpi_listeners_at_risk": at_risk_queries([day], dialect)[0],
         "kpi_sessions": sessions.runs_query(
             dialect, day, day, horizon + dt.timedelta(milliseconds=sessions.GAP_MS)
         ),

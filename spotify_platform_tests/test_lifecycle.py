@@ -4,13 +4,14 @@ simulated weeks and on hand-made edges, on SQLite and MariaDB."""
 import datetime as dt
 from collections.abc import Iterator
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from spotify_platform import cli, lifecycle, lifecycle_report, reports, sessions
 from spotify_platform.assets.reports import read_dashboard_data
 from spotify_platform.layout import raw_key
-from spotify_platform.schemas import KpiGrowthAccounting
+from spotify_platform.schemas import AggAccountSegmentDaily, KpiGrowthAccounting
 from spotify_platform.sources.platforms import classify_platform
 from spotify_platform.sources.raw import encode_records
 from spotify_platform_tests import oracle
@@ -329,6 +330,38 @@ def test_periods_reach_back_over_gaps_and_forward_to_the_latest_stored():
     assert KpiGrowthAccounting.validate(lifecycle.growth_accounting([], [])).empty
     assert lifecycle.next_period("month", dt.date(2026, 12, 1)) == dt.date(2027, 1, 1)
     assert lifecycle.previous_period("month", dt.date(2026, 3, 1)) == dt.date(2026, 2, 1)
+
+
+def test_listeners_at_risk_over_years_of_sparse_days(backend, tmp_path):
+    """More days than one statement's calendar holds (SQLite allows 500 compound terms)."""
+    first = dt.date(2023, 1, 1)
+    days = list(pd.date_range(first, periods=3 * lifecycle.DAYS_PER_QUERY + 17).date)
+    rng = np.random.default_rng(16)
+    played = sorted(rng.choice(len(days), size=90, replace=False))
+    plays = pd.DataFrame(
+        {
+            "day": pd.to_datetime([days[i] for i in played for _ in range(3)]),
+            "account": rng.choice([c * 32 for c in "abcde"], size=3 * len(played)),
+            "country": rng.choice(["BR", "SE"], size=3 * len(played)),
+            "platform": rng.choice(["android", "ios"], size=3 * len(played)),
+            "stream": True,
+        }
+    )
+    segments = (
+        plays.groupby(["day", "account", "country", "platform"]).size().reset_index(name="streams")
+    ).rename(columns={"day": "dt", "account": "account_id"})
+    warehouse = make_resources(tmp_path, warehouse_url=backend, accounts=0)["warehouse"]
+    warehouse.init_schema()
+    warehouse.replace_days(
+        "agg_account_segment_daily", days, AggAccountSegmentDaily.validate(segments)
+    )
+    statements = lifecycle.at_risk_queries(days, warehouse.dialect)
+    assert len(statements) == 4
+    table = lifecycle.listeners_at_risk(pd.concat([warehouse.read_frame(s) for s in statements]))
+    for day in days:
+        rows = table[table["dt"] == pd.Timestamp(day)]
+        got = {(r.country, r.platform): (r.active_28d, r.at_risk) for r in rows.itertuples()}
+        assert got == oracle.listeners_at_risk(plays, pd.Timestamp(day)), day
 
 
 def _runs(*rows: tuple[str, int, int, int]) -> pd.DataFrame:

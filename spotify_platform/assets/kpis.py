@@ -360,8 +360,11 @@ def kpi_listeners_at_risk(context: AssetExecutionContext, warehouse: WarehouseRe
         # A day without active accounts has no row here; kpi_daily_streams has one for every
         # processed day, so it says which later days this run's days reach into.
         later = _later_days(warehouse, "kpi_daily_streams", days, lifecycle.RISK_WINDOW_DAYS - 1)
-        counts = warehouse.read_frame(lifecycle.at_risk_query(days + later, warehouse.dialect))
-        frame = KpiListenersAtRisk.validate(lifecycle.listeners_at_risk(counts))
+        counts = [
+            warehouse.read_frame(statement)
+            for statement in lifecycle.at_risk_queries(days + later, warehouse.dialect)
+        ]
+        frame = KpiListenersAtRisk.validate(lifecycle.listeners_at_risk(pd.concat(counts)))
         warehouse.replace_days("kpi_listeners_at_risk", days + later, frame)
     yield from _windowed(context.asset_key, later)
     last = frame[frame["dt"] == pd.Timestamp(days[-1])]
