@@ -5,6 +5,7 @@ import gzip
 import json
 
 import pandas as pd
+import pyarrow as pa
 
 from spotify_platform.sources.canonical import stage_day, stage_days
 from spotify_platform.sources.raw import encode_jsonl_gz, parse_jsonl
@@ -48,6 +49,9 @@ def test_staging_days_together_equals_staging_each_day_alone():
         alone = stage_day(_parsed(day_files), key=KEY, day=day)
         both = together[day]
         pd.testing.assert_frame_equal(both.streams, alone.streams)
+        if len(both.streams):  # what is written to the lake for the day
+            expected = pa.Table.from_pandas(alone.streams, preserve_index=False)
+            assert both.table.equals(expected, check_metadata=True)
         pd.testing.assert_frame_equal(
             both.quarantine.reset_index(drop=True), alone.quarantine.reset_index(drop=True)
         )

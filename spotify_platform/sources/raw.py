@@ -263,10 +263,17 @@ def _parse_arrow(source, line_numbers) -> RawBatch | None:
     numbers = line_numbers(table.num_rows)
     if numbers is None or len(numbers) != table.num_rows:
         return None
+    # Fields with a value somewhere, counted on Arrow's null counts (a pandas pass per column
+    # cost more than the parse of a day with a few dozen plays).
+    seen = {
+        name
+        for name in table.column_names
+        if name not in RAW_FIELDS or table.column(name).null_count < table.num_rows
+    }
     records = table.to_pandas(types_mapper=_PANDAS_TYPES.get, self_destruct=True)
     del table
     records["_line"] = numbers
-    return _with_drift(RawBatch(records=records), seen=set(records.columns), all_null=records)
+    return _with_drift(RawBatch(records=records), seen=seen | {"_line"}, all_null=None)
 
 
 class _GzipLines(io.RawIOBase):
