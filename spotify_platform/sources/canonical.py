@@ -22,7 +22,7 @@ from spotify_platform.schemas import StagingStreams
 from spotify_platform.sources.countries import UNKNOWN_COUNTRY, local_hour
 from spotify_platform.sources.identity import event_ids, name_ids, pseudonymise, text_order
 from spotify_platform.sources.platforms import normalise_platform
-from spotify_platform.sources.raw import PERSONAL_FIELDS, RawBatch
+from spotify_platform.sources.raw import PERSONAL_FIELDS, RawBatch, arrow_records
 
 STREAM_MIN_MS = 30_000
 STAGE_SLICE_ROWS = 125_000
@@ -427,6 +427,26 @@ def _stage_file(
     return len(raw) + len(batch.bad_lines)
 
 
+def _joined_records(parts: list[RawBatch]) -> pd.DataFrame:
+    """The records of several files in one frame, in order. Files Arrow parsed are joined as
+    Arrow and converted once (a conversion per file cost more than the parse of a small
+    day); when one was not, or their extra fields' types clash, each is converted alone."""
+    if all(batch.frame is None for batch in parts):
+        try:
+            table = pa.concat_tables([batch.table for batch in parts], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+        else:
+            for batch in parts:
+                batch.table = None
+            return arrow_records(table)
+    with warnings.catch_warnings():
+        # Files without a field have it all null; how pandas types such a column in a
+        # concat is changing, and canonicalise reads either typing the same.
+        warnings.simplefilter("ignore", FutureWarning)
+        return pd.concat([batch.records for batch in parts], ignore_index=True)
+
+
 def _take_file(
     source_file: str,
     batch: RawBatch,
@@ -434,7 +454,19 @@ def _take_file(
     rejected: list[pd.DataFrame],
     result: StagedDay,
 ) -> pd.DataFrame:
-    """Note a raw file's drift and lines that were not JSON in the day's result; its records."""
+    """Note a raw file in the day's result (`_note_file`); its records."""
+    _note_file(source_file, batch, day, rejected, result)
+    return batch.records.reset_index(drop=True)
+
+
+def _note_file(
+    source_file: str,
+    batch: RawBatch,
+    day: dt.date,
+    rejected: list[pd.DataFrame],
+    result: StagedDay,
+) -> None:
+    """Note a raw file's drift, its lines that were not JSON, and whether it had records."""
     if batch.unknown_fields:
         result.unknown_fields[source_file] = batch.unknown_fields
     if batch.missing_fields:
@@ -451,9 +483,8 @@ def _take_file(
                 }
             )
         )
-    if len(batch.records):
+    if batch.rows:
         result.files.append(source_file)
-    return batch.records.reset_index(drop=True)
 
 
 def stage_days(
@@ -471,25 +502,21 @@ def stage_days(
         for day in batches_by_day
     }
     rejected: dict[dt.date, list[pd.DataFrame]] = {day: [] for day in batches_by_day}
-    raws: list[pd.DataFrame] = []
+    parts: list[RawBatch] = []
     origins: list[tuple[str, dt.date]] = []
     for day, batches in batches_by_day.items():
         for source_file in sorted(batches):
             batch = batches[source_file]
-            raw = _take_file(source_file, batch, day, rejected[day], results[day])
-            results[day].raw_records += len(raw) + len(batch.bad_lines)
-            if len(raw):
-                raws.append(raw)
+            _note_file(source_file, batch, day, rejected[day], results[day])
+            results[day].raw_records += batch.rows + len(batch.bad_lines)
+            if batch.rows:
+                parts.append(batch)
                 origins.append((source_file, day))
     by_day: dict[dt.date, pd.DataFrame] = {}
-    if raws:
-        with warnings.catch_warnings():
-            # Files without a field have it all null; how pandas types such a column in a
-            # concat is changing, and canonicalise reads either typing the same.
-            warnings.simplefilter("ignore", FutureWarning)
-            raw = pd.concat(raws, ignore_index=True)
-        codes = np.repeat(np.arange(len(origins)), [len(r) for r in raws])
-        del raws
+    if parts:
+        codes = np.repeat(np.arange(len(origins)), [batch.rows for batch in parts])
+        raw = _joined_records(parts)
+        del parts
         sources = _labels(codes, [_source_of(f) for f, _ in origins], raw.index)
         day_values = np.array([np.datetime64(d, "s") for _, d in origins])[codes]
         frame = canonicalise(
