@@ -35,22 +35,3 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 def range_tags(first: dt.date, last: dt.date) -> dict[str, str]:
     """Tags that make a run of a daily job cover first..last as one single-run backfill."""
     return {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
-
-
-def merge_ranges(
-    ranges: list[tuple[dt.date, dt.date]], gap: int = 7
-) -> list[tuple[dt.date, dt.date]]:
-    """The union of day ranges; ranges `gap` days apart or closer merge into one, as a run
-    over a few empty days costs less than another run."""
-    merged: list[tuple[dt.date, dt.date]] = []
-    for first, last in sorted(ranges):
-        if merged and (first - merged[-1][1]).days <= gap:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
-        else:
-            merged.append((first, last))
-    return merged
-
-
-def day_ranges(days: list[dt.date], gap: int = 7) -> list[tuple[dt.date, dt.date]]:
-    """Contiguous ranges covering `days`, merged as `merge_ranges` does."""
-    return merge_ranges([(day, day) for day in days], gap)

@@ -21,7 +21,7 @@ from dagster import (
 from spotify_platform.assets.uploads import UPLOADS, import_run_config, import_upload_job
 from spotify_platform.checks import FRESHNESS_CHECKS, quietly_superseded
 from spotify_platform.ingest import UPLOADS_PREFIX, Upload, pending_uploads
-from spotify_platform.partitions import merge_ranges, range_tags
+from spotify_platform.partitions import range_tags
 from spotify_platform.resources.lake import LakeResource
 from spotify_platform.schedules import daily_pipeline_job
 
@@ -60,10 +60,12 @@ def uploads_sensor(context: SensorEvaluationContext, lake: LakeResource):
     return SensorResult(run_requests=[import_request(u) for u in uploads])
 
 
-def _ranges(metadata: dict) -> list[tuple[dt.date, dt.date]]:
-    return [
-        (dt.date.fromisoformat(a), dt.date.fromisoformat(b)) for a, b in metadata["day_ranges"]
-    ]
+def _span(metadata: dict) -> tuple[dt.date, dt.date] | None:
+    """First and last day an import landed plays on; None when it landed none."""
+    first, last = str(metadata["first_day"].value), str(metadata["last_day"].value)
+    if first == "none":
+        return None
+    return dt.date.fromisoformat(first), dt.date.fromisoformat(last)
 
 
 @sensor(
@@ -71,8 +73,8 @@ def _ranges(metadata: dict) -> list[tuple[dt.date, dt.date]]:
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
     description=(
-        "After each upload import, runs the daily pipeline over the days it landed: one run per "
-        "range of days, imports seen in the same tick merged."
+        "After upload imports, runs the daily pipeline once over the days they landed, first "
+        "to last, as `import-history --run` does: days without plays cost next to nothing."
     ),
 )
 def imported_days_sensor(context: SensorEvaluationContext):
@@ -84,27 +86,24 @@ def imported_days_sensor(context: SensorEvaluationContext):
     ).records
     if not records:
         return SkipReason("no upload imported since the last tick")
-    ranges: list[tuple[dt.date, dt.date]] = []
-    files: list[str] = []
-    for record in records:
-        metadata = {k: v.value for k, v in record.asset_materialization.metadata.items()}
-        files.append(str(metadata["file"]))
-        ranges.extend(_ranges(metadata))
-    origin = f"imports-{records[0].storage_id}-{records[-1].storage_id}"
-    upload = files[0] if len(files) == 1 else f"{len(files)} uploads"
-    requests = [
-        RunRequest(
-            run_key=f"{origin}:{first.isoformat()}:{last.isoformat()}",
-            job_name=daily_pipeline_job.name,
-            tags={**range_tags(first, last), UPLOAD_TAG: upload, TRIGGER_TAG: "uploads"},
-        )
-        for first, last in merge_ranges(ranges)
-    ]
-    context.log.info(
-        f"{len(records)} uploads imported ({', '.join(map(repr, files))}): "
-        f"{len(requests)} runs requested"
+    cursor = str(records[-1].storage_id)
+    files = [str(r.asset_materialization.metadata["file"].value) for r in records]
+    spans = [s for r in records if (s := _span(r.asset_materialization.metadata))]
+    imported = f"{len(records)} uploads imported ({', '.join(map(repr, files))})"
+    if not spans:
+        return SensorResult(skip_reason=SkipReason(f"{imported}, no plays"), cursor=cursor)
+    first, last = min(s[0] for s in spans), max(s[1] for s in spans)
+    context.log.info(f"{imported}: one run over {first} .. {last}")
+    request = RunRequest(
+        run_key=f"imports-{records[0].storage_id}-{cursor}",
+        job_name=daily_pipeline_job.name,
+        tags={
+            **range_tags(first, last),
+            UPLOAD_TAG: files[0] if len(files) == 1 else f"{len(files)} uploads",
+            TRIGGER_TAG: "uploads",
+        },
     )
-    return SensorResult(run_requests=requests, cursor=str(records[-1].storage_id))
+    return SensorResult(run_requests=[request], cursor=cursor)
 
 
 freshness_sensor = quietly_superseded(

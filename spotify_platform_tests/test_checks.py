@@ -227,9 +227,11 @@ def _freshness(resources, deadline_hour: int, instance) -> dict[str, AssetCheckE
     return {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
 
 
-def test_freshness_wants_yesterday_by_the_deadline_and_an_old_backfill_does_not_count(tmp_path):
+def test_freshness_wants_yesterday_by_the_deadline_and_an_old_backfill_does_not_count(
+    tmp_path, project_instance
+):
     resources = make_resources(tmp_path, accounts=20)
-    instance = DagsterInstance.ephemeral()
+    instance = project_instance
     now = dt.datetime.now(dt.UTC)
     yesterday = now.date() - dt.timedelta(days=1)
     sensor_context = build_sensor_context(instance=instance, sensor_name=freshness_sensor.name)

@@ -7,7 +7,6 @@ import json
 import time
 import zipfile
 
-import pytest
 from dagster import (
     DagsterInstance,
     RunRequest,
@@ -69,14 +68,14 @@ def _tick(lake: LakeResource, instance: DagsterInstance):
     return uploads_sensor(build_sensor_context(resources={"lake": lake}, instance=instance))
 
 
-def test_uploads_become_import_runs_then_runs_of_the_days_they_landed(tmp_path):
+def test_uploads_become_import_runs_then_runs_of_the_days_they_landed(tmp_path, project_instance):
     resources = make_resources(tmp_path, accounts=0)
     lake: LakeResource = resources["lake"]
     export = _export()
     lake.write_bytes("uploads/alice/Streaming_History_Audio_2026.json", json.dumps(export).encode())
     lake.write_bytes("uploads/bob/StreamingHistory_music_0.json", b'[{"endTime": "2026-05-0')
     lake.write_bytes("uploads/bob/notes.json", b"this is not json")
-    instance = DagsterInstance.ephemeral()
+    instance = project_instance
     defs = build_definitions(resources)
 
     first = _tick(lake, instance)
@@ -136,7 +135,7 @@ def test_uploads_become_import_runs_then_runs_of_the_days_they_landed(tmp_path):
     assert sorted(str(d)[:10] for d in facts["dt"]) == days
 
 
-def test_imports_finished_by_one_tick_share_runs_over_overlapping_days(tmp_path):
+def test_imports_finished_by_one_tick_share_one_run_of_their_days(tmp_path):
     resources = make_resources(tmp_path, accounts=0)
     lake: LakeResource = resources["lake"]
     export = _export()
@@ -187,23 +186,9 @@ def test_a_multi_year_zip_is_noticed_at_once_and_imported_by_its_run(tmp_path):
     assert _raw_lines(lake) == spec.plays
     assert isinstance(_tick(lake, instance), SkipReason)
 
-    follow = imported_days_sensor(build_sensor_context(instance=instance))
-    ranges = [
-        (dt.date.fromisoformat(r.tags[RANGE_START]), dt.date.fromisoformat(r.tags[RANGE_END]))
-        for r in follow.run_requests
-    ]
-    assert ranges == sorted(ranges)
-    assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:], strict=False)), "disjoint"
-    covered = {
-        (first + dt.timedelta(days=i)).isoformat()
-        for first, last in ranges
-        for i in range((last - first).days + 1)
-    }
-    assert expected_days <= covered
-    assert {d for first, last in ranges for d in (first.isoformat(), last.isoformat())} <= (
-        expected_days
-    ), "every range starts and ends on a day with plays"
-    assert len(ranges) < len(expected_days) / 10, "years of history are a few runs, not days"
+    (daily,) = imported_days_sensor(build_sensor_context(instance=instance)).run_requests
+    first, last = min(expected_days), max(expected_days)
+    assert (daily.tags[RANGE_START], daily.tags[RANGE_END]) == (first, last), "one run, not 35"
 
 
 def test_uploads_sensor_and_import_on_an_s3_lake(tmp_path, s3_endpoint, s3_bucket):
@@ -231,18 +216,15 @@ def test_uploads_sensor_and_import_on_an_s3_lake(tmp_path, s3_endpoint, s3_bucke
     assert isinstance(_tick(lake, instance), SkipReason)
 
 
-@pytest.mark.parametrize("gap", [1, 7])
-def test_merged_day_ranges_never_drop_a_day(gap):
-    from spotify_platform.partitions import day_ranges, merge_ranges
+def test_an_import_without_plays_requests_no_run_and_is_not_seen_again(tmp_path):
+    resources = make_resources(tmp_path, accounts=0)
+    lake: LakeResource = resources["lake"]
+    lake.write_bytes("uploads/erin/Streaming_History_Audio_2026.json", b"[]")
+    instance = DagsterInstance.ephemeral()
+    (request,) = _tick(lake, instance).run_requests
+    assert _execute(build_definitions(resources), request, instance).success
 
-    d = dt.date(2026, 1, 1)
-    days = [d, d + dt.timedelta(days=1), d + dt.timedelta(days=5), d + dt.timedelta(days=40)]
-    expected = {
-        1: [(d, d + dt.timedelta(days=1)), (d + dt.timedelta(days=5),) * 2, (days[3],) * 2],
-        7: [(d, d + dt.timedelta(days=5)), (days[3],) * 2],
-    }[gap]
-    assert day_ranges(days, gap) == expected
-    inner = (d + dt.timedelta(days=2), d + dt.timedelta(days=3))
-    assert merge_ranges([(d, d + dt.timedelta(days=30)), inner], gap) == [
-        (d, d + dt.timedelta(days=30))
-    ], "a range inside another does not cut it short"
+    follow = imported_days_sensor(build_sensor_context(instance=instance))
+    assert follow.run_requests == [] and follow.skip_reason is not None
+    later = imported_days_sensor(build_sensor_context(instance=instance, cursor=follow.cursor))
+    assert isinstance(later, SkipReason)

@@ -28,7 +28,6 @@ from pydantic import Field
 
 from spotify_platform.ingest import REJECTED, UPLOADS_PREFIX, import_upload, pending_uploads
 from spotify_platform.layout import RAW_ROOT
-from spotify_platform.partitions import day_ranges
 from spotify_platform.resources.lake import LakeResource
 
 UPLOADS = AssetKey(["lake", "export_uploads"])
@@ -61,8 +60,8 @@ def import_run_config(upload_id: str) -> RunConfig:
     ],
     description=(
         "Spotify exports dropped into uploads/<account>/ (zip, json, json.gz), landed in "
-        "raw/listening_events by UTC day. One materialization per upload; its metadata names "
-        "the days it landed, which the imported_days_sensor then runs."
+        "raw/listening_events by UTC day. One materialization per upload; the "
+        "imported_days_sensor then runs its first_day .. last_day."
     ),
 )
 def export_uploads(
@@ -92,7 +91,6 @@ def export_uploads(
             ),
             allow_retries=False,
         )
-    ranges = day_ranges(report.days)
     context.log.info(
         f"{upload.file_name!r}: {report.records:,} plays over {len(report.days)} days from "
         f"{len(report.files)} files landed in {RAW_ROOT}, {len(report.errors)} problems"
@@ -108,7 +106,6 @@ def export_uploads(
             "days": len(report.days),
             "first_day": report.first_day.isoformat() if report.first_day else "none",
             "last_day": report.last_day.isoformat() if report.last_day else "none",
-            "day_ranges": MetadataValue.json([[a.isoformat(), b.isoformat()] for a, b in ranges]),
             "raw_files": len(report.keys),
             "lake_prefix": MetadataValue.path(lake.uri(RAW_ROOT)),
         },
