@@ -39,8 +39,8 @@ from spotify_platform.tables import TABLES
 
 FRESHNESS_DEADLINE_HOUR = int(os.environ.get("FRESHNESS_DEADLINE_HOUR_UTC", "6"))
 SHARE_TOLERANCE = 1e-9
-T = TypeVar("T")
 RECOUNT_THREADS = 2
+T = TypeVar("T")
 
 
 def check_days(context: AssetCheckExecutionContext) -> list[dt.date]:

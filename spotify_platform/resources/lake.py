@@ -153,6 +153,21 @@ class LakeResource(ConfigurableResource):
             return sizes
         return dict(self._local_sizes(prefix))
 
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        """Keys under a prefix with a tag that changes when the object is replaced, from the
+        listing alone: the S3 ETag, locally the size and modification time."""
+        if self.is_s3:
+            versions: dict[str, str] = {}
+            paginator = self._s3().get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for obj in page.get("Contents", []):
+                    versions[obj["Key"][len(self.prefix) :]] = obj["ETag"].strip('"')
+            return versions
+        return {
+            key: f"{size}-{(self.root / key).stat().st_mtime_ns}"
+            for key, size in self._local_sizes(prefix)
+        }
+
     def keys_by_day(self, root: str, days: list[dt.date]) -> dict[dt.date, dict[str, int]]:
         """Keys (with their sizes) under `root + "dt=YYYY-MM-DD/"` for each of `days` that
         has any.
@@ -253,21 +268,6 @@ class LakeResource(ConfigurableResource):
         """A sibling key for staging a write that is moved into place when complete."""
         folder, _, name = key.rpartition("/")
         return f"{folder}/_tmp/{uuid.uuid4().hex}-{name}" if folder else f"_tmp/{name}"
-
-    def list_versions(self, prefix: str) -> dict[str, str]:
-        """Keys under a prefix with a tag that changes when the object is replaced, from the
-        listing alone: the S3 ETag, locally the size and modification time."""
-        if self.is_s3:
-            versions: dict[str, str] = {}
-            paginator = self._s3().get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
-                for obj in page.get("Contents", []):
-                    versions[obj["Key"][len(self.prefix) :]] = obj["ETag"].strip('"')
-            return versions
-        return {
-            key: f"{size}-{(self.root / key).stat().st_mtime_ns}"
-            for key, size in self._local_sizes(prefix)
-        }
 
 
 def arrow_frame(table: pa.Table, arrow_strings: bool = False) -> pd.DataFrame:
