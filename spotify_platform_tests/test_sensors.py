@@ -95,6 +95,12 @@ def test_uploads_become_import_runs_then_runs_of_the_days_they_landed(tmp_path, 
     assert sorted(r.run_key for r in again.run_requests) == sorted(
         r.run_key for r in first.run_requests
     ), "a file seen by two ticks before its run is still one run"
+    lake.write_bytes("uploads/bob/notes.json", b"this is not JSON")
+    replaced = {r.tags[UPLOAD_TAG]: r.run_key for r in _tick(lake, instance).run_requests}
+    assert replaced["notes.json"] != by_file["notes.json"].run_key, "same size, new content"
+    by_file["notes.json"] = next(
+        r for r in _tick(lake, instance).run_requests if r.tags[UPLOAD_TAG] == "notes.json"
+    )
 
     imported = _execute(defs, by_file["Streaming_History_Audio_2026.json"], instance)
     assert imported.success

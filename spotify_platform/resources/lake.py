@@ -155,7 +155,8 @@ class LakeResource(ConfigurableResource):
 
     def list_versions(self, prefix: str) -> dict[str, str]:
         """Keys under a prefix with a tag that changes when the object is replaced, from the
-        listing alone: the S3 ETag, locally the size and modification time."""
+        listing alone: the S3 ETag; locally size, modification time and inode (a write here
+        renames a new file into place, so even a rewrite within the clock's tick differs)."""
         if self.is_s3:
             versions: dict[str, str] = {}
             paginator = self._s3().get_paginator("list_objects_v2")
@@ -163,10 +164,11 @@ class LakeResource(ConfigurableResource):
                 for obj in page.get("Contents", []):
                     versions[obj["Key"][len(self.prefix) :]] = obj["ETag"].strip('"')
             return versions
-        return {
-            key: f"{size}-{(self.root / key).stat().st_mtime_ns}"
-            for key, size in self._local_sizes(prefix)
-        }
+        versions = {}
+        for key, _ in self._local_sizes(prefix):
+            stat = (self.root / key).stat()
+            versions[key] = f"{stat.st_size}-{stat.st_mtime_ns}-{stat.st_ino}"
+        return versions
 
     def keys_by_day(self, root: str, days: list[dt.date]) -> dict[dt.date, dict[str, int]]:
         """Keys (with their sizes) under `root + "dt=YYYY-MM-DD/"` for each of `days` that
