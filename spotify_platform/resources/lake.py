@@ -156,6 +156,23 @@ class LakeResource(ConfigurableResource):
             return sizes
         return dict(self._local_sizes(prefix))
 
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        """Keys under a prefix with a tag that changes when the object is replaced, from the
+        listing alone: the S3 ETag; locally size, modification time and inode (a write here
+        renames a new file into place, so even a rewrite within the clock's tick differs)."""
+        if self.is_s3:
+            versions: dict[str, str] = {}
+            paginator = self._s3().get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for obj in page.get("Contents", []):
+                    versions[obj["Key"][len(self.prefix) :]] = obj["ETag"].strip('"')
+            return versions
+        versions = {}
+        for key, _ in self._local_sizes(prefix):
+            stat = (self.root / key).stat()
+            versions[key] = f"{stat.st_size}-{stat.st_mtime_ns}-{stat.st_ino}"
+        return versions
+
     def keys_by_day(self, root: str, days: list[dt.date]) -> dict[dt.date, dict[str, int]]:
         """Keys (with their sizes) under `root + "dt=YYYY-MM-DD/"` for each of `days` that
         has any.
