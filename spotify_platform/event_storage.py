@@ -19,13 +19,12 @@ import os
 from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
-from dagster import AssetKey, DagsterEventType
+from dagster import AssetKey, DagsterEventType, EventLogEntry, deserialize_value, serialize_value
 from dagster._core.events import ASSET_EVENTS
-from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqlEventLogStorageTable, SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
-from dagster._serdes import ConfigurableClassData, deserialize_value, serialize_value
+from dagster._serdes import ConfigurableClassData
 
 BATCH_SIZE = "1000"
 # Named rather than taken from __name__, which is "__main__" when the module is run as a script.
