@@ -1,8 +1,14 @@
 """The code location loads and exposes what the UI and the schedule need."""
 
-from dagster import AssetKey, BackfillPolicy
+import datetime as dt
+
+import sqlalchemy as sa
+from dagster import AssetKey, BackfillPolicy, TableSchema
 
 from spotify_platform.definitions import defs
+from spotify_platform.layout import staging_key
+from spotify_platform.resources.warehouse import WarehouseResource
+from spotify_platform_tests.harness import make_resources, run_days
 
 
 def test_assets_are_keyed_by_where_they_live_and_grouped_by_layer():
@@ -69,3 +75,44 @@ def test_sensors_and_the_jobs_they_request():
     }
     assert targets == {"uploads_sensor": "import_upload", "imported_days_sensor": "daily_pipeline"}
     assert defs.resolve_sensor_def("freshness_checks_sensor").asset_selection is not None
+
+
+def test_asset_pages_show_the_columns_of_the_table_the_warehouse_holds(tmp_path):
+    """Column schema and table name of every warehouse table asset, against the columns of the
+    table as created in a real (SQLite) warehouse; descriptions for every column."""
+    warehouse = WarehouseResource(url=f"sqlite:///{tmp_path}/wh.db")
+    warehouse.init_schema()
+    inspector = sa.inspect(warehouse.engine)
+    stored = set(inspector.get_table_names())
+    graph = defs.resolve_asset_graph()
+    tables = 0
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.owners, key
+        assert "dagster/code_references" in node.metadata, key
+        if key.path[0] != "warehouse" or key.path[-1] not in stored:
+            continue
+        tables += 1
+        assert node.metadata["dagster/table_name"] == key.path[-1]
+        schema = _schema(node.metadata["dagster/column_schema"])
+        columns = [c["name"] for c in inspector.get_columns(key.path[-1])]
+        assert [c.name for c in schema.columns] == columns, key
+        assert all(c.description for c in schema.columns), key
+    assert tables >= 20
+    staging = _schema(
+        graph.get(AssetKey(["lake", "staging_streams"])).metadata["dagster/column_schema"]
+    )
+    assert [c.name for c in staging.columns] == _staged_columns(tmp_path)
+
+
+def _schema(value) -> TableSchema:
+    """A column schema as given in the definitions, or as Dagster wraps it."""
+    return value if isinstance(value, TableSchema) else value.schema
+
+
+def _staged_columns(tmp_path) -> list[str]:
+    """The columns of a staged day's Parquet file, as staging writes it."""
+    resources = make_resources(tmp_path / "run", accounts=5)
+    day = dt.date(2026, 3, 2)
+    assert run_days(resources, day, day)
+    return resources["lake"].read_arrow(staging_key(day)).column_names
