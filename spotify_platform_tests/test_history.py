@@ -125,11 +125,21 @@ def test_a_sparse_history_runs_once_with_every_day_materialized_and_right_kpis(
     facts = instance.fetch_materializations(AssetKey(["warehouse", "fact_streams"]), limit=1000)
     row_counts = {
         dt.date.fromisoformat(r.partition_key): r.asset_materialization.metadata[
-            "dagster/row_count"
+            "dagster/partition_row_count"
         ].value
         for r in facts.records
     }
     assert row_counts == {day: int(expected_plays.get(day, 0)) for day in days}
+    staged = instance.fetch_materializations(AssetKey(["lake", "staging_streams"]), limit=1000)
+    per_day = {
+        dt.date.fromisoformat(r.partition_key): r.asset_materialization.metadata
+        for r in staged.records
+    }
+    assert {day: m["dagster/partition_row_count"].value for day, m in per_day.items()} == {
+        day: int(expected_plays.get(day, 0)) for day in days
+    }
+    assert {day for day, m in per_day.items() if "dagster/uri" in m} == played
+    assert per_day[min(played)]["dagster/uri"].value == lake.uri(staging_key(min(played)))
 
     page = lake.read_bytes(dashboard_key(LAST)).decode()
     assert 'id="history-months"' in page and 'id="history-artists"' in page

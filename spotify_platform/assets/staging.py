@@ -350,7 +350,16 @@ def staging_streams(context: AssetExecutionContext, lake: LakeResource, identity
     top = sorted(reasons.items(), key=lambda kv: -kv[1])[:10]
     reason_md = "| reason | rows |\n|---|---|\n" + "\n".join(f"| {r} | {n} |" for r, n in top)
 
-    yield MaterializeResult(asset_key=STAGING, metadata={**totals, "days": len(by_day)})
+    for day in all_days:
+        uri = lake.uri(staging_key(day)) if day in landed else None
+        context.add_asset_metadata(
+            _day_metadata(by_day[day.isoformat()], uri),
+            asset_key=STAGING,
+            partition_key=day.isoformat(),
+        )
+    if len(by_day) > 1:
+        context.log.info(", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in totals.items()))
+    yield MaterializeResult(asset_key=STAGING)
     yield MaterializeResult(
         asset_key=QUARANTINE,
         metadata={
@@ -361,6 +370,18 @@ def staging_streams(context: AssetExecutionContext, lake: LakeResource, identity
     yield quarantine_share_result(by_day)
     yield contract_result(by_day, top)
     yield drift_result(by_day)
+
+
+def _day_metadata(stats: dict, uri: str | None) -> dict:
+    """A day's own figures on its own materialization (returned for a range, metadata would
+    be copied onto every day of it), and where its file is when it has one."""
+    figures = {
+        "dagster/partition_row_count": stats["staged_rows"],
+        "raw_records": stats["raw_records"],
+        "quarantined_rows": stats["quarantined_rows"],
+        "duplicates_removed": stats["duplicates_removed"],
+    }
+    return figures if uri is None else {**figures, "dagster/uri": uri}
 
 
 def quarantine_share_result(by_day: dict[str, dict]) -> AssetCheckResult:

@@ -149,7 +149,7 @@ def _partition_row_counts(context: AssetExecutionContext, per_day: dict[str, int
     copied onto every day of it: a range's total (or a table of all its days) would be shown
     as each day's, and years of days would store that table once per day."""
     for day, rows in per_day.items():
-        context.add_asset_metadata({"dagster/row_count": rows}, partition_key=day)
+        context.add_asset_metadata({"dagster/partition_row_count": rows}, partition_key=day)
 
 
 def _aggregate_asset(
