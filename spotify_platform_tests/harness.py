@@ -53,6 +53,13 @@ def run_days(resources: dict, first: dt.date, last: dt.date, instance=None) -> b
     )
 
 
+def as_before_alembic(warehouse: WarehouseResource) -> None:
+    """Make a warehouse look like one the old `init_schema` made: tables, no version table."""
+    with warehouse.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE alembic_version"))
+    warehouse.engine.dispose()
+
+
 def read_table(resources: dict, name: str) -> pd.DataFrame:
     warehouse: WarehouseResource = resources["warehouse"]
     return warehouse.read_table(name)
