@@ -1,6 +1,7 @@
 """A new user's first run: `dagster dev` on a fresh instance and an empty warehouse, then the
-UI's "Materialize all" of yesterday's partition of the daily job, through the webserver's
-GraphQL API. No `init-warehouse` or any other command runs before it."""
+UI's "Materialize all" of yesterday's partition of the daily job, or a backfill of a range of
+days, through the webserver's GraphQL API. No `init-warehouse` or any other command runs
+before it."""
 
 import datetime as dt
 import os
@@ -8,12 +9,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 import sqlalchemy as sa
-from dagster import DagsterEventType, DagsterInstance
+from dagster import AssetKey, DagsterEventType, DagsterInstance
 
 from spotify_platform import migrations
 from spotify_platform.definitions import build_definitions
@@ -42,6 +46,23 @@ mutation($executionParams: ExecutionParams!) {
     ... on PythonError { message }
     ... on InvalidSubsetError { message }
     ... on RunConfigValidationInvalid { errors { message } }
+  }
+}
+"""
+BACKFILL = """
+mutation($backfillParams: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $backfillParams) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+  }
+}
+"""
+BACKFILL_STATUS = """
+query($backfillId: String!) {
+  partitionBackfillOrError(backfillId: $backfillId) {
+    __typename ... on PartitionBackfill { status runs(limit: 100) { runId status } }
   }
 }
 """
@@ -89,6 +110,20 @@ def _wait_for_run(base: str, run_id: str, log: Path) -> str:
     raise AssertionError(f"run {run_id} did not finish:\n{log.read_text()[-4000:]}")
 
 
+def _wait_for_backfill(base: str, backfill_id: str, log: Path) -> dict[str, str]:
+    """The backfill's runs and their statuses, once the backfill is done with them."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        backfill = _graphql(base, BACKFILL_STATUS, {"backfillId": backfill_id})
+        backfill = backfill["partitionBackfillOrError"]
+        runs = {run["runId"]: run["status"] for run in backfill["runs"]}
+        finished = all(s in ("SUCCESS", "FAILURE", "CANCELED") for s in runs.values())
+        if backfill["status"] != "REQUESTED" and finished:
+            return runs
+        time.sleep(2)
+    raise AssertionError(f"backfill {backfill_id} did not finish:\n{log.read_text()[-4000:]}")
+
+
 def _failures(instance: DagsterInstance, run_id: str) -> str:
     lines = []
     for event in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
@@ -97,26 +132,45 @@ def _failures(instance: DagsterInstance, run_id: str) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "mariadb"])
-def test_materialize_all_from_the_ui_on_a_fresh_instance_and_empty_warehouse(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+@dataclass
+class DagsterDev:
+    base: str
+    home: Path
+    warehouse_url: str
+    log: Path
+    repository: dict
+
+    def selector(self) -> dict:
+        return {
+            "repositoryLocationName": self.repository["location"]["name"],
+            "repositoryName": self.repository["name"],
+        }
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def dagster_dev(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DagsterDev]:
+    """`make dev` in a new folder: a fresh DAGSTER_HOME and an empty warehouse (SQLite at its
+    default place, or a new MariaDB database), and no other command."""
     clone = tmp_path / "clone"
     home = clone / ".data" / "dagster_home"
     clone.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WAREHOUSE_", "LAKE_"))}
     env.update(DAGSTER_HOME=str(home), SIMULATOR_ACCOUNTS=ACCOUNTS)
-    if backend == "mariadb":
+    if request.param == "mariadb":
         url = request.getfixturevalue("mysql_url")
         env["WAREHOUSE_URL"] = url
     else:
         url = f"sqlite:///{clone / '.data' / 'warehouse.db'}"  # the default, relative to clone
-    # What `make dev` does: the instance's dagster.yaml, then `dagster dev`.
     subprocess.run(
         [sys.executable, "-m", "spotify_platform.event_storage", str(home)], env=env, check=True
     )
+    with _running(clone, env, tmp_path / "dagster_dev.log") as (base, repository):
+        yield DagsterDev(base, home, url, tmp_path / "dagster_dev.log", repository)
+
+
+@contextmanager
+def _running(clone: Path, env: dict, log: Path) -> Iterator[tuple[str, dict]]:
     port = free_port()
-    log = tmp_path / "dagster_dev.log"
     with log.open("w") as out:
         server = subprocess.Popen(
             [BIN / "dagster", "dev", "-m", "spotify_platform.definitions", "-h", "127.0.0.1"]
@@ -129,28 +183,8 @@ def test_materialize_all_from_the_ui_on_a_fresh_instance_and_empty_warehouse(
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     base = f"http://127.0.0.1:{port}"
-    yesterday = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
     try:
-        repository = _wait_for_job(base, server, log)
-        launched = _graphql(
-            base,
-            LAUNCH,
-            {
-                "executionParams": {
-                    "selector": {
-                        "repositoryLocationName": repository["location"]["name"],
-                        "repositoryName": repository["name"],
-                        "jobName": "daily_pipeline",
-                    },
-                    "executionMetadata": {
-                        "tags": [{"key": "dagster/partition", "value": yesterday}]
-                    },
-                }
-            },
-        )["launchRun"]
-        assert launched["__typename"] == "LaunchRunSuccess", launched
-        run_id = launched["run"]["runId"]
-        status = _wait_for_run(base, run_id, log)
+        yield base, _wait_for_job(base, server, log)
     finally:
         os.killpg(server.pid, signal.SIGINT)
         try:
@@ -159,45 +193,113 @@ def test_materialize_all_from_the_ui_on_a_fresh_instance_and_empty_warehouse(
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DAGSTER_HOME", str(home))
-        with DagsterInstance.get() as instance:
-            assert status == "SUCCESS", _failures(instance, run_id)
-            planned = {
-                event.dagster_event.event_specific_data.asset_check_key
-                for event in instance.all_logs(
-                    run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
-                )
-            }
-            evaluations = [
-                event.dagster_event.event_specific_data
-                for event in instance.all_logs(
-                    run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
-                )
-            ]
-    job = build_definitions().resolve_job_def("daily_pipeline")
-    assert planned == set(job.asset_layer.asset_graph.asset_check_keys)
-    assert {e.asset_check_key for e in evaluations} == planned
-    failed = [e.asset_check_key.to_user_string() for e in evaluations if not e.passed]
-    assert failed == []
 
+def _assert_all_checks_passed(
+    dev: DagsterDev, run_ids: list[str], assets: set[AssetKey] | None = None
+) -> None:
+    """Each run succeeded, ran every check of `assets` (else of the daily job), all passed."""
+    if assets is None:
+        job = build_definitions().resolve_job_def("daily_pipeline")
+        expected = set(job.asset_layer.asset_graph.asset_check_keys)
+    else:
+        graph = build_definitions().resolve_asset_graph()
+        expected = {key for key in graph.asset_check_keys if key.asset_key in assets}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(dev.home))
+        with DagsterInstance.get() as instance:
+            for run_id in run_ids:
+                assert instance.get_run_by_id(run_id).is_success, _failures(instance, run_id)
+                planned = {
+                    event.dagster_event.event_specific_data.asset_check_key
+                    for event in instance.all_logs(
+                        run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
+                    )
+                }
+                evaluations = [
+                    event.dagster_event.event_specific_data
+                    for event in instance.all_logs(
+                        run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+                    )
+                ]
+                assert planned == expected
+                assert {e.asset_check_key for e in evaluations} == planned
+                failed = [e.asset_check_key.to_user_string() for e in evaluations if not e.passed]
+                assert failed == []
+
+
+def _assert_loaded(url: str, days: list[dt.date]) -> None:
+    """The warehouse is at the newest revision and holds the days' streams and KPIs."""
+    facts, daily = TABLES["fact_streams"], TABLES["kpi_daily_streams"]
     engine = sa.create_engine(url, poolclass=sa.NullPool)
     try:
         with engine.connect() as conn:
             assert migrations.current(conn) == migrations.head()
             assert set(TABLES) <= set(sa.inspect(conn).get_table_names())
-            day = dt.date.fromisoformat(yesterday)
-            streams = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(TABLES["fact_streams"])
-                .where(TABLES["fact_streams"].c.dt == day)
-            ).scalar()
-            kpi = conn.execute(
-                sa.select(TABLES["kpi_daily_streams"].c.plays).where(
-                    TABLES["kpi_daily_streams"].c.dt == day
-                )
-            ).scalar()
+            streams = dict(
+                conn.execute(
+                    sa.select(facts.c.dt, sa.func.count())
+                    .where(facts.c.dt.in_(days))
+                    .group_by(facts.c.dt)
+                ).all()
+            )
+            plays = dict(
+                conn.execute(sa.select(daily.c.dt, daily.c.plays).where(daily.c.dt.in_(days))).all()
+            )
     finally:
         engine.dispose()
-    assert streams > 0
-    assert kpi == streams
+    assert sorted(str(day)[:10] for day in streams) == [day.isoformat() for day in days]
+    assert all(count > 0 for count in streams.values())
+    assert {str(day)[:10]: n for day, n in plays.items()} == {
+        str(day)[:10]: n for day, n in streams.items()
+    }
+
+
+def test_materialize_all_from_the_ui_on_a_fresh_instance_and_empty_warehouse(
+    dagster_dev: DagsterDev,
+) -> None:
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    launched = _graphql(
+        dagster_dev.base,
+        LAUNCH,
+        {
+            "executionParams": {
+                "selector": {**dagster_dev.selector(), "jobName": "daily_pipeline"},
+                "executionMetadata": {
+                    "tags": [{"key": "dagster/partition", "value": yesterday.isoformat()}]
+                },
+            }
+        },
+    )["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    _wait_for_run(dagster_dev.base, run_id, dagster_dev.log)
+    _assert_all_checks_passed(dagster_dev, [run_id])
+    _assert_loaded(dagster_dev.warehouse_url, [yesterday])
+
+
+@pytest.mark.parametrize("dagster_dev", ["sqlite"], indirect=True)
+def test_backfilling_a_range_from_the_ui_on_a_fresh_instance_and_empty_warehouse(
+    dagster_dev: DagsterDev,
+) -> None:
+    last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    days = [last - dt.timedelta(days=back) for back in (2, 1, 0)]
+    assets = set(
+        build_definitions().resolve_job_def("daily_pipeline").asset_layer.selected_asset_keys
+    )
+    launched = _graphql(
+        dagster_dev.base,
+        BACKFILL,
+        {
+            "backfillParams": {
+                "partitionNames": [day.isoformat() for day in days],
+                "assetSelection": [{"path": list(key.path)} for key in sorted(assets)],
+                "fromFailure": False,
+            }
+        },
+    )["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    runs = _wait_for_backfill(dagster_dev.base, launched["backfillId"], dagster_dev.log)
+    assert runs
+    # A backfill of assets runs all their checks, the freshness checks the job leaves out too.
+    _assert_all_checks_passed(dagster_dev, list(runs), assets)
+    _assert_loaded(dagster_dev.warehouse_url, days)
