@@ -18,7 +18,8 @@ from spotify_platform.migrations import config, head, upgrade
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
+    message = " ".join(argv).strip()
+    if not message:
         print(__doc__.strip().splitlines()[0], file=sys.stderr)  # noqa: T201
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -27,7 +28,7 @@ def main(argv: list[str]) -> int:
         with engine.begin() as conn:
             upgrade(conn)
             command.revision(
-                config(conn), " ".join(argv), autogenerate=True, rev_id=f"{int(head()) + 1:04d}"
+                config(conn), message, autogenerate=True, rev_id=f"{int(head()) + 1:04d}"
             )
         engine.dispose()
     return 0
