@@ -227,6 +227,18 @@ def _assert_all_checks_passed(
                 assert failed == []
 
 
+def _schema_upgrades(dev: DagsterDev, run_id: str) -> list[str]:
+    """The run's log lines of the warehouse set-up that upgraded the schema."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(dev.home))
+        with DagsterInstance.get() as instance:
+            return [
+                entry.user_message
+                for entry in instance.all_logs(run_id)
+                if "schema upgraded" in entry.user_message
+            ]
+
+
 def _assert_loaded(url: str, days: list[dt.date]) -> None:
     """The warehouse is at the newest revision and holds the days' streams and KPIs."""
     facts, daily = TABLES["fact_streams"], TABLES["kpi_daily_streams"]
@@ -274,6 +286,10 @@ def test_materialize_all_from_the_ui_on_a_fresh_instance_and_empty_warehouse(
     run_id = launched["run"]["runId"]
     _wait_for_run(dagster_dev.base, run_id, dagster_dev.log)
     _assert_all_checks_passed(dagster_dev, [run_id])
+    # The run's first warehouse step migrated the empty warehouse; the steps after only read.
+    upgrades = _schema_upgrades(dagster_dev, run_id)
+    assert len(upgrades) == 1
+    assert upgrades[0].endswith(f"from revision (none) to {migrations.head()}")
     _assert_loaded(dagster_dev.warehouse_url, [yesterday])
 
 

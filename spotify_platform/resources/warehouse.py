@@ -177,17 +177,23 @@ class WarehouseResource(ConfigurableResource):
         first, whichever assets or checks a run selects; once the warehouse is up to date this
         is a read of its version table.
         """
-        self.ensure_schema()
+        upgraded = self.ensure_schema()
+        if upgraded is not None and context.log is not None:
+            context.log.info(
+                f"warehouse {self.display_url}: schema upgraded from revision "
+                f"{upgraded[0] or '(none)'} to {upgraded[1]}"
+            )
 
-    def ensure_schema(self) -> None:
-        """Upgrade the warehouse to the newest revision unless it is there already."""
+    def ensure_schema(self) -> tuple[str | None, str] | None:
+        """Upgrade the warehouse to the newest revision unless it is there already; returns
+        the revisions it went from and to, or None when this call changed nothing."""
         if self._schema_ready:
-            return
+            return None
         self.check_connection()
         if self._retrying("reading the schema version", self._at_head):
             self._schema_ready = True
-            return
-        self._migrate()
+            return None
+        return self._migrate()
 
     def init_schema(self) -> list[str]:
         """Upgrade to the newest revision, then move primary keys that an older warehouse's rows
@@ -210,15 +216,16 @@ class WarehouseResource(ConfigurableResource):
         with self.engine.connect() as conn:
             return migrations.current(conn) == migrations.head()
 
-    def _migrate(self) -> None:
+    def _migrate(self) -> tuple[str | None, str] | None:
         """Run the pending revisions under the schema lock; a warehouse made before Alembic
-        (our tables, no version table) is first adopted at the baseline revision."""
+        (our tables, no version table) is first adopted at the baseline revision. Returns the
+        revisions it went from and to, or None when another process had already migrated."""
 
-        def migrate() -> None:
+        def migrate() -> tuple[str | None, str] | None:
             with self.engine.begin() as conn:
                 revision = migrations.current(conn)
                 if revision == migrations.head():
-                    return
+                    return None
                 if revision is None and set(TABLES) & set(sa.inspect(conn).get_table_names()):
                     logger.warning(
                         "warehouse %s predates schema revisions: adopting it at revision %s",
@@ -228,10 +235,12 @@ class WarehouseResource(ConfigurableResource):
                     legacy.adopt(conn, self.display_url)
                     migrations.stamp(conn, migrations.BASELINE)
                 migrations.upgrade(conn)
+                return revision, migrations.head()
 
         with self._schema_lock():
-            self._retrying("migrating the schema", migrate)
+            upgraded = self._retrying("migrating the schema", migrate)
         self._schema_ready = True
+        return upgraded
 
     @contextmanager
     def _schema_lock(self) -> Iterator[None]:
