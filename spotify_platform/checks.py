@@ -7,7 +7,10 @@ and pass only if every day passes; the metadata names the days that did not.
 import datetime as dt
 import json
 import os
+import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import pandas as pd
 import pyarrow.compute as pc
@@ -18,11 +21,10 @@ from dagster import (
     AssetChecksDefinition,
     AssetCheckSeverity,
     AssetKey,
-    AssetSelection,
     MetadataValue,
-    ScheduleDefinition,
+    SupersessionWarning,
     asset_check,
-    define_asset_job,
+    build_time_partition_freshness_checks,
 )
 
 from spotify_platform.kpis import query
@@ -38,6 +40,7 @@ from spotify_platform.tables import TABLES
 FRESHNESS_DEADLINE_HOUR = int(os.environ.get("FRESHNESS_DEADLINE_HOUR_UTC", "6"))
 SHARE_TOLERANCE = 1e-9
 RECOUNT_THREADS = 2
+T = TypeVar("T")
 
 
 def check_days(context: AssetCheckExecutionContext) -> list[dt.date]:
@@ -414,57 +417,34 @@ FRESH_ASSETS = [
 ]
 
 
-def expected_partition(now: dt.datetime, deadline_hour: int) -> dt.date | None:
-    """Yesterday (UTC), once the deadline hour has passed; before it, nothing is overdue."""
-    now = now.astimezone(dt.UTC)
-    if now.hour < deadline_hour:
-        return None
-    return now.date() - dt.timedelta(days=1)
+def quietly_superseded(factory: Callable[..., T], **kwargs: object) -> T:
+    """Call one of Dagster's superseded freshness factories without its warning on every load.
+
+    They are superseded by `FreshnessPolicy`, which judges an asset by its latest
+    materialization of any partition, so backfilling an old day would make a stale asset look
+    fresh; these factories look at the expected partition itself.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SupersessionWarning)
+        return factory(**kwargs)
 
 
-def _freshness_check(asset_key: AssetKey) -> AssetChecksDefinition:
-    @asset_check(
-        asset=asset_key,
-        name="yesterday_is_materialized",
-        description=(
-            f"Yesterday's UTC partition is materialized by {FRESHNESS_DEADLINE_HOUR:02d}:00 UTC; "
-            "looks at that partition, so backfilling old days cannot make it look fresh."
-        ),
-    )
-    def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
-        now = dt.datetime.now(dt.UTC)
-        expected = expected_partition(now, FRESHNESS_DEADLINE_HOUR)
-        if expected is None:
-            return AssetCheckResult(
-                passed=True, metadata={"note": "before the deadline hour: nothing due yet"}
-            )
-        done = context.instance.get_materialized_partitions(asset_key)
-        present = expected.isoformat() in done
-        latest = max(done) if done else None
-        return AssetCheckResult(
-            passed=present,
+def freshness_checks(deadline_hour: int) -> list[AssetChecksDefinition]:
+    """A `freshness_check` on each key asset: from `deadline_hour` UTC on, yesterday's UTC
+    partition must be materialized (before it, the day before yesterday's). Materializing an
+    old partition does not satisfy it."""
+    return list(
+        quietly_superseded(
+            build_time_partition_freshness_checks,
+            assets=FRESH_ASSETS,
+            deadline_cron=f"0 {deadline_hour} * * *",
+            timezone="UTC",
             severity=AssetCheckSeverity.ERROR,
-            metadata={
-                "expected_partition": expected.isoformat(),
-                "latest_materialized_partition": latest or "none",
-                "checked_at": now.isoformat(timespec="seconds"),
-            },
         )
+    )
 
-    return _check
 
-
-FRESHNESS_CHECKS = [_freshness_check(key) for key in FRESH_ASSETS]
-
-freshness_job = define_asset_job(
-    "freshness_checks",
-    selection=AssetSelection.checks(*FRESHNESS_CHECKS),
-    description="Only the freshness checks: cheap, safe to run every hour.",
-)
-
-freshness_schedule = ScheduleDefinition(
-    name="freshness_checks_hourly", job=freshness_job, cron_schedule="20 * * * *"
-)
+FRESHNESS_CHECKS = freshness_checks(FRESHNESS_DEADLINE_HOUR)
 
 ALL_CHECKS = [
     staging_reconciles_with_raw,

@@ -27,10 +27,7 @@ def _instance():
 
 def run_range(first: dt.date, last: dt.date, defs=None, instance=None, quiet: bool = True) -> bool:
     """Materialize the daily pipeline for first..last as one Dagster run (single-run backfill)."""
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
+    from spotify_platform.partitions import range_tags
 
     if defs is None:
         from spotify_platform.definitions import build_definitions
@@ -41,10 +38,7 @@ def run_range(first: dt.date, last: dt.date, defs=None, instance=None, quiet: bo
     result = job.execute_in_process(
         run_config=QUIET_RUN_CONFIG if quiet else None,
         instance=instance or _instance(),
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-            ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-        },
+        tags=range_tags(first, last),
         raise_on_error=False,
     )
     if not result.success:

@@ -1,9 +1,9 @@
 """Land Spotify data exports in the lake's raw layer, one file per export file and UTC day.
 
-Used by `spotify-platform import-history` and by the uploads sensor. Keys are deterministic
-(a hash of account, file name and content, never the account name itself), so importing the
-same file again overwrites what it landed before, and two different exports never clobber
-each other: overlapping plays are removed later, in staging, by event id.
+Used by `spotify-platform import-history` and by the runs the uploads sensor requests. Keys
+are deterministic (a hash of account, file name and content, never the account name itself),
+so importing the same file again overwrites what it landed before, and two different exports
+never clobber each other: overlapping plays are removed later, in staging, by event id.
 """
 
 from __future__ import annotations
@@ -109,39 +109,71 @@ def import_history(
     return land_exports(lake, exports)
 
 
-def import_uploads(lake: LakeResource, prefix: str = UPLOADS_PREFIX) -> list[UploadResult]:
-    """Import every `uploads/<account>/<file>` and move it out of the way, so none runs twice.
+@dataclass(frozen=True)
+class Upload:
+    """An object waiting under `uploads/`, as the listing shows it: nothing has been read."""
+
+    key: str
+    version: str
+    prefix: str = UPLOADS_PREFIX
+
+    @property
+    def relative(self) -> str:
+        return self.key[len(self.prefix) :]
+
+    @property
+    def file_name(self) -> str:
+        """The file's own name: logs, tags and metadata name this, never the account folder."""
+        return PurePosixPath(self.key).name
+
+    @property
+    def upload_id(self) -> str:
+        """Stands for this version of the upload in run keys and run config: the key holds the
+        account name, which must not reach the UI."""
+        material = f"{self.key}\x1f{self.version}".encode()
+        return hashlib.sha256(material).hexdigest()[:20]
+
+
+def pending_uploads(lake: LakeResource, prefix: str = UPLOADS_PREFIX) -> list[Upload]:
+    """Uploads not yet imported or rejected, from one listing of the prefix."""
+    prefix = prefix if prefix.endswith("/") else f"{prefix}/"
+    return [
+        Upload(key, version, prefix)
+        for key, version in sorted(lake.list_versions(prefix).items())
+        if not key[len(prefix) :].startswith("_") and not key.endswith("/")
+    ]
+
+
+def import_upload(lake: LakeResource, upload: Upload) -> UploadResult:
+    """Import one `uploads/<account>/<file>` and move it out of the way, so it runs once.
 
     An upload that yields records (or only empty history files) moves to `_imported/`, with a
     sibling `.errors.txt` when some records were bad; one of which nothing could be imported
     moves to `_rejected/` beside a `.reason.txt`. A crash before the move only means the next
-    run imports it again, onto the same keys.
+    attempt imports it again, onto the same keys.
     """
-    prefix = prefix if prefix.endswith("/") else f"{prefix}/"
-    results: list[UploadResult] = []
-    for key in lake.list_keys(prefix):
-        relative = key[len(prefix) :]
-        if relative.startswith("_"):
-            continue
-        account, _, file = relative.partition("/")
-        if not file:
-            reason = f"{key}: uploads go to {prefix}<account>/<file>, so the account is known"
-            results.append(_reject(lake, key, f"{prefix}{REJECTED}/{relative}", None, reason))
-            continue
-        exports = read_export_bytes(PurePosixPath(file).name, lake.read_bytes(key), account, None)
-        report = land_exports(lake, exports)
-        usable = [e for e in exports if not e.failed]
-        if not usable or (report.records == 0 and report.errors):
-            reason = "\n".join(report.errors) or f"{file}: no Spotify listening history in it"
-            target = f"{prefix}{REJECTED}/{account}/{file}"
-            results.append(_reject(lake, key, target, account, reason, report))
-            continue
-        target = f"{prefix}{IMPORTED}/{account}/{file}"
-        if report.errors:
-            lake.write_bytes(f"{target}.errors.txt", _text(report.errors))
-        lake.move(key, target)
-        results.append(UploadResult(key, account, "imported", target, report))
-    return results
+    key, prefix, relative = upload.key, upload.prefix, upload.relative
+    account, _, file = relative.partition("/")
+    if not file:
+        reason = f"{key}: uploads go to {prefix}<account>/<file>, so the account is known"
+        return _reject(lake, key, f"{prefix}{REJECTED}/{relative}", None, reason)
+    exports = read_export_bytes(PurePosixPath(file).name, lake.read_bytes(key), account, None)
+    report = land_exports(lake, exports)
+    usable = [e for e in exports if not e.failed]
+    if not usable or (report.records == 0 and report.errors):
+        reason = "\n".join(report.errors) or f"{file}: no Spotify listening history in it"
+        return _reject(lake, key, f"{prefix}{REJECTED}/{account}/{file}", account, reason, report)
+    target = f"{prefix}{IMPORTED}/{account}/{file}"
+    if report.errors:
+        lake.write_bytes(f"{target}.errors.txt", _text(report.errors))
+    lake.move(key, target)
+    return UploadResult(key, account, "imported", target, report)
+
+
+def import_uploads(lake: LakeResource, prefix: str = UPLOADS_PREFIX) -> list[UploadResult]:
+    """Import every pending upload in this process; the uploads sensor requests a run per
+    upload instead, so each is logged and retried on its own."""
+    return [import_upload(lake, upload) for upload in pending_uploads(lake, prefix)]
 
 
 def _reject(

@@ -7,13 +7,15 @@ from dagster import (
     multiprocess_executor,
 )
 
+from spotify_platform.assets.api import RECENTLY_PLAYED
+from spotify_platform.assets.uploads import UPLOADS
 from spotify_platform.checks import FRESHNESS_CHECKS
 from spotify_platform.partitions import daily_partitions
 
 daily_pipeline_job = define_asset_job(
     "daily_pipeline",
     selection=AssetSelection.groups("raw", "staging", "warehouse", "kpis", "reports")
-    - AssetSelection.assets(["lake", "raw_recently_played"])
+    - AssetSelection.assets(RECENTLY_PLAYED, UPLOADS)
     - AssetSelection.checks(*FRESHNESS_CHECKS),
     partitions_def=daily_partitions,
     # Launched runs (the UI, schedules, backfills) run independent steps side by side. Steps

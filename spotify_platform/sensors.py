@@ -1,81 +1,115 @@
-"""Sensors: Spotify export files dropped into the lake's uploads/ become runs of their days."""
+"""Sensors notice and request runs; the runs do the work, since a tick times out after 60 s.
+
+Uploads go through two runs the UI shows apart: `import_upload` lands one export in raw/, then
+`daily_pipeline` runs the days it landed. The days are known only once the export is read, and
+a run's partition range is fixed when it is launched, so one run cannot do both.
+"""
 
 import datetime as dt
-import hashlib
-from pathlib import PurePosixPath
 
 from dagster import (
+    AssetRecordsFilter,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    build_sensor_for_freshness_checks,
     sensor,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
-from spotify_platform.ingest import REJECTED, UPLOADS_PREFIX, import_uploads
+from spotify_platform.assets.uploads import UPLOADS, import_run_config, import_upload_job
+from spotify_platform.checks import FRESHNESS_CHECKS, quietly_superseded
+from spotify_platform.ingest import UPLOADS_PREFIX, Upload, pending_uploads
+from spotify_platform.partitions import range_tags
 from spotify_platform.resources.lake import LakeResource
 from spotify_platform.schedules import daily_pipeline_job
 
-MERGE_GAP_DAYS = 7
+UPLOAD_TAG = "spotify_platform/upload"
+TRIGGER_TAG = "spotify_platform/trigger"
+IMPORTS_PER_TICK = 100
 
 
-def day_ranges(days: list[dt.date], gap: int = MERGE_GAP_DAYS) -> list[tuple[dt.date, dt.date]]:
-    """Contiguous ranges covering `days`; ranges closer than `gap` days merge into one run."""
-    ranges: list[tuple[dt.date, dt.date]] = []
-    for day in sorted(set(days)):
-        if ranges and (day - ranges[-1][1]).days <= gap:
-            ranges[-1] = (ranges[-1][0], day)
-        else:
-            ranges.append((day, day))
-    return ranges
-
-
-def range_run_request(first: dt.date, last: dt.date, origin: str) -> RunRequest:
-    """One run of the daily pipeline for first..last (a single-run backfill of the range)."""
+def import_request(upload: Upload) -> RunRequest:
+    """A run importing this version of the upload; its run key makes it one run however many
+    ticks see the file before the run moves it away."""
     return RunRequest(
-        run_key=f"{origin}:{first.isoformat()}:{last.isoformat()}",
-        job_name=daily_pipeline_job.name,
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-            ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-            "spotify_platform/trigger": "uploads",
-        },
+        run_key=upload.upload_id,
+        job_name=import_upload_job.name,
+        run_config=import_run_config(upload.upload_id),
+        tags={UPLOAD_TAG: upload.file_name, TRIGGER_TAG: "uploads"},
     )
 
 
 @sensor(
-    job=daily_pipeline_job,
+    job=import_upload_job,
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.RUNNING,
     description=(
-        "Imports export files from uploads/<account>/ into raw/ and runs the days they touch. "
-        "Corrupt uploads move to uploads/_rejected/ beside a .reason.txt and block nothing."
+        f"Lists {UPLOADS_PREFIX}<account>/ and requests an import_upload run per new file. "
+        "Corrupt uploads fail their run and move to uploads/_rejected/ beside a .reason.txt."
     ),
 )
 def uploads_sensor(context: SensorEvaluationContext, lake: LakeResource):
-    results = import_uploads(lake)
-    if not results:
+    uploads = pending_uploads(lake)
+    if not uploads:
         return SkipReason("no new uploads")
-    imported = [r for r in results if r.status == "imported"]
-    rejected = [r for r in results if r.status == "rejected"]
-    for result in rejected:
-        # The folder is the account's real name: logs name the file only (DESIGN §4).
-        context.log.warning(
-            f"upload {PurePosixPath(result.key).name!r} rejected and moved under "
-            f"{UPLOADS_PREFIX}{REJECTED}/ beside a .reason.txt saying why"
-        )
-    days = sorted({day for r in imported for day in r.report.days})
-    origin = hashlib.sha256("|".join(sorted(r.moved_to for r in imported)).encode()).hexdigest()
-    requests = [range_run_request(a, b, f"uploads-{origin[:12]}") for a, b in day_ranges(days)]
-    context.log.info(
-        f"{len(imported)} uploads imported ({sum(r.report.records for r in imported)} plays, "
-        f"{len(days)} days), {len(rejected)} rejected; {len(requests)} runs requested"
+    # The folder is the account's real name: logs name the file only (DESIGN §4).
+    names = ", ".join(repr(u.file_name) for u in uploads)
+    context.log.info(f"{len(uploads)} uploads waiting: {names}")
+    return SensorResult(run_requests=[import_request(u) for u in uploads])
+
+
+def _span(metadata: dict) -> tuple[dt.date, dt.date] | None:
+    """First and last day an import landed plays on; None when it landed none."""
+    first, last = str(metadata["first_day"].value), str(metadata["last_day"].value)
+    if first == "none":
+        return None
+    return dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+
+
+@sensor(
+    job=daily_pipeline_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "After upload imports, runs the daily pipeline once over the days they landed, first "
+        "to last, as `import-history --run` does: days without plays cost next to nothing."
+    ),
+)
+def imported_days_sensor(context: SensorEvaluationContext):
+    after = int(context.cursor) if context.cursor else None
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=UPLOADS, after_storage_id=after),
+        limit=IMPORTS_PER_TICK,
+        ascending=True,
+    ).records
+    if not records:
+        return SkipReason("no upload imported since the last tick")
+    cursor = str(records[-1].storage_id)
+    files = [str(r.asset_materialization.metadata["file"].value) for r in records]
+    spans = [s for r in records if (s := _span(r.asset_materialization.metadata))]
+    imported = f"{len(records)} uploads imported ({', '.join(map(repr, files))})"
+    if not spans:
+        return SensorResult(skip_reason=SkipReason(f"{imported}, no plays"), cursor=cursor)
+    first, last = min(s[0] for s in spans), max(s[1] for s in spans)
+    context.log.info(f"{imported}: one run over {first} .. {last}")
+    request = RunRequest(
+        run_key=f"imports-{records[0].storage_id}-{cursor}",
+        job_name=daily_pipeline_job.name,
+        tags={
+            **range_tags(first, last),
+            UPLOAD_TAG: files[0] if len(files) == 1 else f"{len(files)} uploads",
+            TRIGGER_TAG: "uploads",
+        },
     )
-    if not requests:
-        return SkipReason(f"{len(rejected)} uploads rejected, nothing to run")
-    return SensorResult(run_requests=requests)
+    return SensorResult(run_requests=[request], cursor=cursor)
+
+
+freshness_sensor = quietly_superseded(
+    build_sensor_for_freshness_checks,
+    freshness_checks=FRESHNESS_CHECKS,
+    name="freshness_checks_sensor",
+    minimum_interval_seconds=300,
+    default_status=DefaultSensorStatus.RUNNING,
+)

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from spotify_platform.layout import STAGING_ROOT, staging_key
-from spotify_platform.resources.lake import LakeResource, arrow_frame
+from spotify_platform.resources.lake import LakeResource, arrow_frame, may_share_buffers
 
 READ_THREADS = 2
 # Staged files read ahead together: enough small days to keep both threads busy, and never
@@ -67,8 +67,9 @@ def joined_frame(tables: list[pa.Table]) -> pd.DataFrame | None:
     tables = [t for t in tables if t.num_rows] or tables[:1]
     if not tables:
         return None
+    owned = not any(may_share_buffers(t) for t in tables)
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
-    return arrow_frame(table, arrow_strings=True)
+    return arrow_frame(table, arrow_strings=True, consume=owned)
 
 
 def staged_frames(lake: LakeResource, days: list[dt.date], columns: list[str]) -> pd.DataFrame:

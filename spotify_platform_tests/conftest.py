@@ -14,8 +14,10 @@ from contextlib import contextmanager
 import boto3
 import pytest
 import sqlalchemy as sa
+from dagster import DagsterInstance
 from moto.server import ThreadedMotoServer
 
+from spotify_platform.event_storage import ensure_instance_settings
 from spotify_platform_tests.private_mariadb import PrivateMariaDB, find_binary
 
 DEFAULT_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/?charset=utf8mb4"
@@ -161,3 +163,14 @@ def private_database(private_mariadb: PrivateMariaDB) -> Iterator[str]:
         yield name
     finally:
         private_mariadb.drop_database(name)
+
+
+@pytest.fixture
+def project_instance(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DagsterInstance]:
+    """An instance with the project's own settings (its batching event log), as `make dev`."""
+    home = str(tmp_path / "home")
+    monkeypatch.setenv("DAGSTER_HOME", home)
+    ensure_instance_settings(home)
+    with DagsterInstance.get() as instance:
+        assert type(instance.event_log_storage).__name__ == "BatchingSqliteEventLogStorage"
+        yield instance

@@ -5,6 +5,8 @@ import gzip
 import json
 
 import pandas as pd
+import pyarrow as pa
+import pytest
 
 from spotify_platform.sources.canonical import stage_day, stage_days
 from spotify_platform.sources.raw import encode_jsonl_gz, parse_jsonl
@@ -14,8 +16,9 @@ FIRST = dt.date(2026, 2, 27)
 KEY = b"test-key"
 
 
-def _raw_files() -> dict[dt.date, dict[str, bytes]]:
-    """Three simulated days, with a malformed file, duplicates and an empty day among them."""
+def _raw_files(malformed: bool = True) -> dict[dt.date, dict[str, bytes]]:
+    """Three simulated days, with duplicates, a record to quarantine, an empty day and (if
+    `malformed`) lines that are not JSON or not typed as the raw schema says."""
     simulator = ListeningSimulator(accounts=30, seed=4, epoch=dt.date(2026, 1, 1))
     files: dict[dt.date, dict[str, bytes]] = {}
     for day, frame in simulator.days(FIRST, FIRST + dt.timedelta(days=2)):
@@ -26,7 +29,9 @@ def _raw_files() -> dict[dt.date, dict[str, bytes]]:
         simulator.day(day).head(3).to_json(orient="records", date_format="iso")
     )
     lines = [json.dumps(r) for r in record]
-    lines += [lines[0], "{not json", json.dumps({**record[1], "ms_played": "lots"})]
+    lines.append(lines[0])
+    if malformed:
+        lines += ["{not json", json.dumps({**record[1], "ms_played": "lots"})]
     lines.append(json.dumps({**record[2], "ts": None, "surprise_field": 1}))
     files[day][f"raw/listening_events/dt={day}/source=export/me.jsonl.gz"] = gzip.compress(
         "\n".join(lines).encode()
@@ -39,8 +44,12 @@ def _parsed(files: dict[str, bytes]) -> dict:
     return {key: parse_jsonl(data) for key, data in files.items()}
 
 
-def test_staging_days_together_equals_staging_each_day_alone():
-    files = _raw_files()
+@pytest.mark.parametrize("malformed", [True, False], ids=["a malformed file", "all clean"])
+def test_staging_days_together_equals_staging_each_day_alone(malformed):
+    """Files that all parse whole are joined as Arrow; one with a bad line is not."""
+    files = _raw_files(malformed)
+    if not malformed:
+        assert all(b.table is not None for f in files.values() for b in _parsed(f).values())
     together = stage_days({day: _parsed(f) for day, f in files.items()}, key=KEY)
     assert set(together) == set(files)
     quarantined = 0
@@ -48,6 +57,9 @@ def test_staging_days_together_equals_staging_each_day_alone():
         alone = stage_day(_parsed(day_files), key=KEY, day=day)
         both = together[day]
         pd.testing.assert_frame_equal(both.streams, alone.streams)
+        if len(both.streams):  # what is written to the lake for the day
+            expected = pa.Table.from_pandas(alone.streams, preserve_index=False)
+            assert both.table.equals(expected, check_metadata=True)
         pd.testing.assert_frame_equal(
             both.quarantine.reset_index(drop=True), alone.quarantine.reset_index(drop=True)
         )
@@ -65,4 +77,5 @@ def test_staging_days_together_equals_staging_each_day_alone():
         quarantined += both.rejected
         if day_files:
             assert (both.streams["dt"] == pd.Timestamp(day)).all() and len(both.streams)
-    assert quarantined >= 3
+    assert quarantined >= (3 if malformed else 1)
+    assert sum(staged.duplicates for staged in together.values()) >= 1

@@ -5,22 +5,30 @@ import datetime as dt
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from dagster import AssetSelection, DagsterInstance, load_assets_from_modules, materialize
+from dagster import (
+    AssetCheckEvaluation,
+    AssetSelection,
+    DagsterInstance,
+    RunRequest,
+    SkipReason,
+    build_sensor_context,
+    load_assets_from_modules,
+    materialize,
+)
 
 from spotify_platform import checks
 from spotify_platform.assets import kpis, raw, staging, warehouse
 from spotify_platform.cli import run_range
 from spotify_platform.definitions import build_definitions
 from spotify_platform.layout import raw_key, staging_key
+from spotify_platform.sensors import freshness_sensor
 from spotify_platform.sources.raw import encode_records
 from spotify_platform.tables import TABLES
 from spotify_platform_tests.harness import make_resources, read_table, run_days
 
 DAY = dt.date(2026, 7, 6)
-ASSETS = [
-    *load_assets_from_modules([raw, staging, warehouse, kpis]),
-    *checks.ALL_CHECKS,
-]
+DATA_ASSETS = load_assets_from_modules([raw, staging, warehouse, kpis])
+ASSETS = [*DATA_ASSETS, *checks.ALL_CHECKS]
 
 
 @pytest.fixture(scope="module")
@@ -197,27 +205,57 @@ def test_sessions_with_more_listeners_than_sessions_fail(built):
     assert not passed and DAY.isoformat() in metadata["failing_days"]
 
 
-def test_freshness_flags_a_missing_yesterday_right_after_an_old_backfill(tmp_path, monkeypatch):
-    monkeypatch.setattr(checks, "FRESHNESS_DEADLINE_HOUR", 0)
-    resources = make_resources(tmp_path, accounts=20)
-    instance = DagsterInstance.ephemeral()
-    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-    old = dt.date(2023, 3, 1)
-    assert run_days(resources, old, old + dt.timedelta(days=1), instance=instance)
-    check = next(c for c in checks.FRESHNESS_CHECKS if "fact_streams" in str(c.check_keys))
+KEY_ASSETS = {
+    "lake/raw_listening_events",
+    "lake/staging_streams",
+    "warehouse/fact_streams",
+    "warehouse/kpi_daily_streams",
+    "warehouse/kpi_active_users",
+}
+
+
+def _freshness(resources, deadline_hour: int, instance) -> dict[str, AssetCheckEvaluation]:
+    """Each key asset's freshness check with this deadline, evaluated now on the instance."""
+    fresh = checks.freshness_checks(deadline_hour)
+    others = [c for c in checks.ALL_CHECKS if c not in checks.FRESHNESS_CHECKS]
     result = materialize(
-        ASSETS, resources=resources, selection=AssetSelection.checks(check), instance=instance
+        [*DATA_ASSETS, *others, *fresh],
+        resources=resources,
+        selection=AssetSelection.checks(*fresh),
+        instance=instance,
     )
-    (evaluation,) = result.get_asset_check_evaluations()
-    assert not evaluation.passed
-    assert evaluation.metadata["expected_partition"].value == yesterday.isoformat()
-    assert evaluation.metadata["latest_materialized_partition"].value == "2023-03-02"
+    return {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
+
+
+def test_freshness_wants_yesterday_by_the_deadline_and_an_old_backfill_does_not_count(
+    tmp_path, project_instance
+):
+    resources = make_resources(tmp_path, accounts=20)
+    instance = project_instance
+    now = dt.datetime.now(dt.UTC)
+    yesterday = now.date() - dt.timedelta(days=1)
+    sensor_context = build_sensor_context(instance=instance, sensor_name=freshness_sensor.name)
+    first_tick = freshness_sensor(sensor_context)
+    assert isinstance(first_tick, RunRequest)
+    assert {k.asset_key.to_user_string() for k in first_tick.asset_check_keys} == KEY_ASSETS
+
+    assert run_days(resources, dt.date(2023, 3, 1), dt.date(2023, 3, 2), instance=instance)
+    stale = _freshness(resources, 0, instance)
+    assert set(stale) == KEY_ASSETS
+    assert not any(e.passed for e in stale.values()), "an old backfill just now is not fresh"
+    assert yesterday.isoformat() in stale["warehouse/fact_streams"].description
+    assert isinstance(freshness_sensor(sensor_context), SkipReason), "failed, nothing new since"
+
+    day_before = yesterday - dt.timedelta(days=1)
+    assert run_days(resources, day_before, day_before, instance=instance)
+    assert isinstance(freshness_sensor(sensor_context), RunRequest), "re-checked after a run"
+    assert not any(e.passed for e in _freshness(resources, 0, instance).values())
+    if now.hour < 23:
+        before_deadline = _freshness(resources, now.hour + 1, instance)
+        assert all(e.passed for e in before_deadline.values()), "yesterday is not due yet"
 
     assert run_days(resources, yesterday, yesterday, instance=instance)
-    result = materialize(
-        ASSETS, resources=resources, selection=AssetSelection.checks(check), instance=instance
-    )
-    assert result.get_asset_check_evaluations()[0].passed
+    assert all(e.passed for e in _freshness(resources, 0, instance).values())
 
 
 def test_a_day_that_fails_a_blocking_check_is_stopped_before_its_kpis(tmp_path):

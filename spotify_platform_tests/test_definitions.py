@@ -44,3 +44,28 @@ def test_daily_job_and_schedule():
     assert (
         AssetKey(["warehouse", "fact_streams"]) in defs.resolve_asset_graph().get_all_asset_keys()
     )
+
+
+def test_uploads_and_recently_played_come_before_staging_in_the_lineage():
+    graph = defs.resolve_asset_graph()
+    staging = AssetKey(["lake", "staging_streams"])
+    ancestors, todo = set(), [staging]
+    while todo:
+        for parent in graph.get(todo.pop()).parent_keys:
+            if parent not in ancestors:
+                ancestors.add(parent)
+                todo.append(parent)
+    fetched = AssetKey(["lake", "raw_recently_played"])
+    uploaded = AssetKey(["lake", "export_uploads"])
+    assert {fetched, uploaded} <= ancestors
+    daily = defs.resolve_job_def("daily_pipeline").asset_layer.executable_asset_keys
+    assert staging in daily and not {fetched, uploaded} & daily, "the daily run fetches nothing"
+
+
+def test_sensors_and_the_jobs_they_request():
+    targets = {
+        name: defs.resolve_sensor_def(name).job_name
+        for name in ("uploads_sensor", "imported_days_sensor")
+    }
+    assert targets == {"uploads_sensor": "import_upload", "imported_days_sensor": "daily_pipeline"}
+    assert defs.resolve_sensor_def("freshness_checks_sensor").asset_selection is not None

@@ -5,13 +5,20 @@ materialized in Dagster, and the day-keyed KPIs must hold for the days between p
 """
 
 import datetime as dt
+import gzip
 import json
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
-from dagster import AssetCheckKey, AssetKey, DagsterEventType, DagsterInstance
+from dagster import (
+    AssetCheckKey,
+    AssetKey,
+    AssetPartitionStatus,
+    DagsterEventType,
+    DagsterInstance,
+)
 
 from spotify_platform.cli import run_range
 from spotify_platform.definitions import build_definitions
@@ -21,7 +28,8 @@ from spotify_platform.event_storage import (
     instance_settings,
 )
 from spotify_platform.ingest import import_history
-from spotify_platform.layout import STAGING_ROOT, dashboard_key, staging_key
+from spotify_platform.layout import STAGING_ROOT, dashboard_key, raw_key, staging_key
+from spotify_platform.partitions import daily_partitions
 from spotify_platform.sources.histories import HistorySpec, export_files
 from spotify_platform_tests.harness import make_resources
 
@@ -154,12 +162,21 @@ def _asset_event_counts(instance: DagsterInstance, keys: list[AssetKey]) -> dict
         counts[key.to_user_string()] = (
             sorted(r.partition_key for r in done),
             sorted(
-                r.event_log_entry.dagster_event.partition
+                partition
                 for r in planned
                 if r.asset_key == key
+                for partition in _planned_partitions(r.event_log_entry)
             ),
         )
     return counts
+
+
+def _planned_partitions(entry) -> list[str]:
+    """The days a planned event names: its own, or those of the range it plans at once."""
+    data = entry.dagster_event.event_specific_data
+    if data.partitions_subset is not None:
+        return list(data.partitions_subset.get_partition_keys())
+    return [data.partition]
 
 
 def test_batched_event_storage_records_what_dagsters_own_sqlite_storage_records(tmp_path):
@@ -193,6 +210,47 @@ def test_batched_event_storage_records_what_dagsters_own_sqlite_storage_records(
     assert {f"2026-03-0{day}" for day in range(1, 5)} <= partitions
     assert all(len(p) == 4 and last == "2026-03-04" for p, last in stock_status.values())
     assert all(len(done) == len(planned) == 4 for done, planned in stock_events.values())
+
+
+def test_a_failed_range_shows_its_days_failed_as_dagsters_own_storage_shows_them(tmp_path):
+    """Planned events name a range run's days at once, and the days of a failed run must
+    still read as failed (and a later run's days as materialized) in the UI."""
+    first, last = dt.date(2026, 3, 1), dt.date(2026, 3, 3)
+    days = [d.isoformat() for d in (first, first + dt.timedelta(days=1), last)]
+    statuses = []
+    for name, make in (
+        ("stock", lambda home: home.mkdir() or DagsterInstance.local_temp(str(home))),
+        ("batched", _batching_instance),
+    ):
+        resources = make_resources(tmp_path / name, accounts=10)
+        resources["warehouse"].init_schema()
+        cut = gzip.compress(b"{}\n" * 1000)[:-12]  # a file cut short: unreadable as a whole
+        resources["lake"].write_bytes(raw_key(first + dt.timedelta(days=1), "export", "cut"), cut)
+        instance = make(tmp_path / name / "home")
+        defs = build_definitions(resources)
+        assert not run_range(first, last, defs=defs, instance=instance)
+        after_failure = _statuses(instance, days)
+        assert run_range(first, first, defs=defs, instance=instance)
+        statuses.append((after_failure, _statuses(instance, days)))
+        instance.dispose()
+    (stock_failed, stock_then), (batched_failed, batched_then) = statuses
+    assert batched_failed == stock_failed
+    assert batched_then == stock_then
+    staging = "lake/staging_streams"
+    assert set(stock_failed[staging].values()) == {AssetPartitionStatus.FAILED}
+    assert stock_then[staging] == {
+        days[0]: AssetPartitionStatus.MATERIALIZED,
+        days[1]: AssetPartitionStatus.FAILED,
+        days[2]: AssetPartitionStatus.FAILED,
+    }
+
+
+def _statuses(instance: DagsterInstance, days: list[str]) -> dict:
+    return {
+        "/".join(key.path): dict(instance.get_status_by_partition(key, days, daily_partitions))
+        for key in instance.get_asset_keys()
+        if key.path[0] in ("lake", "warehouse")
+    }
 
 
 def test_make_instance_writes_settings_dagster_loads_and_upgrades_the_old_ones(tmp_path):

@@ -1,4 +1,4 @@
-"""Exports from the command line and the uploads sensor, through to KPIs in the warehouse."""
+"""Exports from the command line, through to KPIs in the warehouse (uploads: test_sensors.py)."""
 
 import datetime as dt
 import json
@@ -6,15 +6,12 @@ import zipfile
 
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
+from dagster import DagsterInstance
 
 from spotify_platform import cli
-from spotify_platform.definitions import build_definitions
-from spotify_platform.resources import LakeResource, WarehouseResource
-from spotify_platform.sensors import day_ranges, uploads_sensor
+from spotify_platform.resources import WarehouseResource
 from spotify_platform.sources.simulator import ListeningSimulator
 from spotify_platform_tests import oracle
-from spotify_platform_tests.harness import make_resources
 
 FIRST = dt.date(2026, 5, 4)
 LAST = dt.date(2026, 5, 17)
@@ -126,53 +123,3 @@ def test_import_history_then_run_gives_the_kpis_of_the_exports(environment, caps
     assert not facts.astype(str).apply(lambda c: c.str.contains("real-user-name")).any().any()
     runs = DagsterInstance.get().get_runs()
     assert len(runs) == 1
-
-
-def test_uploads_sensor_imports_runs_the_touched_days_and_sets_bad_files_aside(tmp_path):
-    resources = make_resources(tmp_path, accounts=0)
-    lake: LakeResource = resources["lake"]
-    extended = _extended_export(_history(2))
-    lake.write_bytes(
-        "uploads/alice/Streaming_History_Audio_2026.json", json.dumps(extended).encode()
-    )
-    lake.write_bytes("uploads/bob/StreamingHistory_music_0.json", b'[{"endTime": "2026-05-0')
-    lake.write_bytes("uploads/bob/notes.json", b"this is not json")
-
-    context = build_sensor_context(resources={"lake": lake})
-    result = uploads_sensor(context)
-    assert isinstance(result, SensorResult)
-    ranges = [
-        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
-        for r in result.run_requests
-    ]
-    days = sorted({r["ts"][:10] for r in extended})
-    assert ranges == [(days[0], days[-1])]
-    assert lake.list_keys("uploads/_rejected/bob/") == [
-        "uploads/_rejected/bob/StreamingHistory_music_0.json",
-        "uploads/_rejected/bob/StreamingHistory_music_0.json.reason.txt",
-        "uploads/_rejected/bob/notes.json",
-        "uploads/_rejected/bob/notes.json.reason.txt",
-    ]
-    assert "notes.json" in lake.read_bytes("uploads/_rejected/bob/notes.json.reason.txt").decode()
-    assert isinstance(uploads_sensor(build_sensor_context(resources={"lake": lake})), SkipReason)
-
-    lake.write_bytes(
-        "uploads/carol/Streaming_History_Audio_2026.json", json.dumps(extended[:5]).encode()
-    )
-    later = uploads_sensor(build_sensor_context(resources={"lake": lake}))
-    assert isinstance(later, SensorResult) and len(later.run_requests) == 1
-
-    job = build_definitions(resources).resolve_job_def("daily_pipeline")
-    resources["warehouse"].init_schema()
-    run = job.execute_in_process(
-        tags=result.run_requests[0].tags, instance=DagsterInstance.ephemeral()
-    )
-    assert run.success
-    facts = resources["warehouse"].read_frame("SELECT COUNT(*) AS n FROM fact_streams")
-    assert int(facts["n"].iloc[0]) > 0
-
-
-def test_day_ranges_merge_small_gaps_only():
-    d = dt.date(2026, 1, 1)
-    days = [d, d + dt.timedelta(days=1), d + dt.timedelta(days=5), d + dt.timedelta(days=40)]
-    assert day_ranges(days) == [(d, d + dt.timedelta(days=5)), (d + dt.timedelta(days=40),) * 2]

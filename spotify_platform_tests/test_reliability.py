@@ -874,6 +874,13 @@ def warehouse_text(warehouse: WarehouseResource) -> str:
     return "\n".join(warehouse.read_frame(sa.select(table)).to_csv() for table in TABLES.values())
 
 
+def import_run(defs, request, instance: DagsterInstance):
+    """The import run a sensor's request asks for, executed as the daemon would launch it."""
+    return defs.resolve_job_def(request.job_name).execute_in_process(
+        run_config=request.run_config, tags=request.tags, instance=instance, raise_on_error=False
+    )
+
+
 def test_no_secret_username_or_ip_appears_outside_raw(
     private_mariadb: PrivateMariaDB,
     private_database: str,
@@ -926,7 +933,8 @@ def test_no_secret_username_or_ip_appears_outside_raw(
     assert cli.main(["init-warehouse"]) == 2
     lake = LakeResource(url=f"file://{tmp_path}/lake")
     lake.write_bytes(f"uploads/{EXPORT_USER}/my_spotify_data.zip", b"PK\x03\x04 truncated")
-    assert isinstance(uploads_sensor(build_sensor_context(resources={"lake": lake})), SkipReason)
+    tick = uploads_sensor(build_sensor_context(resources={"lake": lake}, instance=instance))
+    assert not import_run(build_definitions(), tick.run_requests[0], instance).success
     console = capfd.readouterr()
 
     texts = {
@@ -945,7 +953,7 @@ def test_no_secret_username_or_ip_appears_outside_raw(
     # The search is real: the things around the secrets are there.
     assert "mysql+pymysql://spt_app:***@127.0.0.1" in everything
     assert "Access denied" in console.err and "invalid_grant" in everything
-    assert "my_spotify_data.zip" in console.err + caplog.text, "the sensor's warning was seen"
+    assert "'my_spotify_data.zip' rejected" in everything, "the rejected upload's run was seen"
     assert "Offline Band" in texts["warehouse"] and "listener-00" in simulated_names(tmp_path)
     forbidden = {
         "database password": private_mariadb.app_password,
@@ -1325,6 +1333,8 @@ def test_a_corrupt_upload_is_reported_once_set_aside_with_why_and_blocks_nothing
     tmp_path: Path, capfd: pytest.CaptureFixture
 ) -> None:
     lake = LakeResource(url=f"file://{tmp_path}/lake")
+    defs = build_definitions(make_resources(tmp_path, accounts=0))
+    instance = DagsterInstance.ephemeral()
     good = [
         {k: v for k, v in play(f"{DAY}T08:{i:02d}:00Z").items() if k != "account_id"}
         for i in range(3)
@@ -1332,30 +1342,33 @@ def test_a_corrupt_upload_is_reported_once_set_aside_with_why_and_blocks_nothing
     lake.write_bytes("uploads/zoe.private/my_spotify_data.zip", b"PK\x03\x04 cut short")
     lake.write_bytes("uploads/yann/Streaming_History_Audio_2026.json", json.dumps(good).encode())
 
-    def tick() -> tuple[SensorResult | SkipReason, list[str], str]:
-        """One sensor evaluation, with the warnings its log wrote to the console."""
-        capfd.readouterr()
-        result = uploads_sensor(build_sensor_context(resources={"lake": lake}))
-        log = capfd.readouterr().err
-        return result, [line for line in log.splitlines() if " - WARNING - " in line], log
+    def tick() -> SensorResult | SkipReason:
+        return uploads_sensor(build_sensor_context(resources={"lake": lake}, instance=instance))
 
-    first, warned, log = tick()
-    assert isinstance(first, SensorResult) and len(first.run_requests) == 1
-    assert len(warned) == 1 and "'my_spotify_data.zip' rejected" in warned[0], log
-    assert "zoe.private" not in log, "logs name the file, not the account"
+    first = tick()
+    assert isinstance(first, SensorResult) and len(first.run_requests) == 2
+    capfd.readouterr()
+    outcomes = {
+        r.tags["spotify_platform/upload"]: import_run(defs, r, instance) for r in first.run_requests
+    }
+    log = capfd.readouterr().err
+    assert outcomes["Streaming_History_Audio_2026.json"].success, "the bad upload blocks nothing"
+    (failure,) = outcomes["my_spotify_data.zip"].get_step_failure_events()
+    message = failure.step_failure_data.error.message
+    assert "'my_spotify_data.zip' rejected" in message and "_rejected/" in message
+    assert "zoe.private" not in log + message, "logs name the file, not the account"
     rejected = "uploads/_rejected/zoe.private/my_spotify_data.zip"
     assert lake.list_keys("uploads/_rejected/") == [rejected, f"{rejected}.reason.txt"]
     reason = lake.read_bytes(f"{rejected}.reason.txt").decode()
     assert "my_spotify_data.zip" in reason and len(reason.strip()) > len("my_spotify_data.zip")
 
-    again, warned, _ = tick()
-    assert isinstance(again, SkipReason) and warned == [], "reported once, not every tick"
+    assert isinstance(tick(), SkipReason), "reported once, not every tick"
 
     later_upload = "uploads/zoe.private/Streaming_History_Audio_2026.json"
     lake.write_bytes(later_upload, json.dumps(good[:2]).encode())
-    later, warned, _ = tick()
+    later = tick()
     assert isinstance(later, SensorResult) and len(later.run_requests) == 1
-    assert warned == []
+    assert import_run(defs, later.run_requests[0], instance).success
     assert lake.list_keys("uploads/_imported/zoe.private/") == [
         "uploads/_imported/zoe.private/Streaming_History_Audio_2026.json"
     ]

@@ -1,15 +1,18 @@
 """Lake and warehouse resources against real endpoints: moto's S3 server, MariaDB, SQLite."""
 
 import datetime as dt
+import io
 
 import boto3
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
 from spotify_platform.layout import staging_key
-from spotify_platform.resources.lake import LakeResource, LakeUnavailable
+from spotify_platform.resources.lake import LakeResource, LakeUnavailable, arrow_frame
 from spotify_platform.resources.loading import in_key_order
 from spotify_platform.resources.warehouse import WarehouseResource, WarehouseUnavailable
 from spotify_platform.tables import TABLES
@@ -40,6 +43,42 @@ def test_lake_round_trip_on_s3(s3_endpoint, s3_bucket):
     lake.move("a/b.parquet", "c/d.parquet")
     assert not lake.exists("a/b.parquet") and lake.exists("c/d.parquet")
     assert lake.size("c/d.parquet") == len(lake.read_bytes("c/d.parquet")) > 0
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_parquet_read_again_is_what_its_bytes_decode_to_even_after_a_rewrite(
+    backend, tmp_path, request
+):
+    if backend == "s3":
+        bucket = request.getfixturevalue("s3_bucket")
+        endpoint = request.getfixturevalue("s3_endpoint")
+        lake = LakeResource(url=f"s3://{bucket}/decoded", s3_endpoint_url=endpoint)
+    else:
+        lake = LakeResource(url=f"file://{tmp_path}/lake")
+    frame = pd.DataFrame(
+        {
+            "name": pd.array(["Sigur Rós", None, "🔥"], dtype=pd.StringDtype("pyarrow")),
+            "at": pd.to_datetime(["2026-03-01 00:00:01", "2026-03-01 23:59:59", None]),
+            "n": [1, 2, 3],
+        }
+    )
+    written = pa.Table.from_pandas(frame, preserve_index=False)
+    for version in range(2):
+        table = written if version == 0 else written.slice(1)
+        lake.write_parquet("day/streams.parquet", table)
+        decoded = pq.read_table(io.BytesIO(lake.read_bytes("day/streams.parquet")))
+        for _ in range(2):  # the write's table, then the one found again
+            got = lake.read_arrow("day/streams.parquet")
+            assert got.equals(decoded, check_metadata=True)
+            pd.testing.assert_frame_equal(
+                lake.read_parquet("day/streams.parquet", columns=["n", "name"]),
+                decoded.to_pandas()[["n", "name"]],
+            )
+            pd.testing.assert_frame_equal(  # converted in place, and must still be there after
+                lake.read_parquet("day/streams.parquet", arrow_strings=True),
+                arrow_frame(decoded, arrow_strings=True),
+            )
+        assert got.num_rows == 3 - version
 
 
 def test_local_and_s3_lakes_list_the_same_keys_for_any_prefix(tmp_path, s3_endpoint, s3_bucket):

@@ -8,6 +8,8 @@ from dagster import (
     asset,
 )
 
+from spotify_platform.assets.api import RECENTLY_PLAYED
+from spotify_platform.assets.uploads import UPLOADS
 from spotify_platform.layout import raw_key, raw_prefix
 from spotify_platform.partitions import daily_partitions, days_of
 from spotify_platform.resources.lake import LakeResource
@@ -21,6 +23,9 @@ from spotify_platform.sources.raw import encode_jsonl_gz
     kinds={"s3", "json"},
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
+    # Lineage only: uploads and recently-played fetches write their plays under this asset's
+    # prefix, so they come before it (and staging) in the graph; nothing is loaded from them.
+    deps=[UPLOADS, RECENTLY_PLAYED],
     description=(
         "Listening events of the day as landed: simulator output when it is switched on, "
         "Spotify export imports and recently-played fetches. Immutable; personal data stays here."

@@ -36,7 +36,7 @@ from spotify_platform.layout import (
 from spotify_platform.memory import release_memory
 from spotify_platform.partitions import daily_partitions, days_of
 from spotify_platform.resources.identity import IdentityResource
-from spotify_platform.resources.lake import LakeResource
+from spotify_platform.resources.lake import LakeResource, parquet_bytes
 from spotify_platform.sources.canonical import StagedDay, stage_day, stage_days
 from spotify_platform.sources.raw import RawBatch, parse_jsonl
 
@@ -103,11 +103,26 @@ def _land(lake: LakeResource, key: bytes, day: dt.date, raw_keys: list[str] | No
 
 def _write(lake: LakeResource, day: dt.date, staged: StagedDay) -> dict:
     """A staged day's rows, quarantine and stats into the lake; the stats."""
-    lake.write_parquet(staging_key(day), staged.streams)
-    lake.write_parquet(quarantine_key(day), staged.quarantine)
+    lake.write_parquet(staging_key(day), staged.streams if staged.table is None else staged.table)
+    _write_quarantine(lake, day, staged.quarantine)
     stats = _stats(staged)
     lake.write_bytes(staging_stats_key(day), json.dumps(stats).encode())
     return stats
+
+
+# Parquet files of empty quarantines by column types: most days of a history have nothing in
+# quarantine, and encoding the same empty file for each of thousands cost more than its write.
+_EMPTY_QUARANTINE: dict[tuple, bytes] = {}
+
+
+def _write_quarantine(lake: LakeResource, day: dt.date, frame: pd.DataFrame) -> None:
+    if len(frame):
+        lake.write_parquet(quarantine_key(day), frame)
+        return
+    signature = tuple((name, str(dtype)) for name, dtype in frame.dtypes.items())
+    if signature not in _EMPTY_QUARANTINE:
+        _EMPTY_QUARANTINE[signature] = parquet_bytes(frame)
+    lake.write_bytes(quarantine_key(day), _EMPTY_QUARANTINE[signature])
 
 
 def _small_day_groups(days: list[dt.date], sizes: dict[dt.date, int]) -> list[list[dt.date]]:

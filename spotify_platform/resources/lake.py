@@ -6,11 +6,14 @@ visible once complete.
 """
 
 import datetime as dt
+import hashlib
 import io
 import os
 import shutil
 import tempfile
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -153,6 +156,23 @@ class LakeResource(ConfigurableResource):
             return sizes
         return dict(self._local_sizes(prefix))
 
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        """Keys under a prefix with a tag that changes when the object is replaced, from the
+        listing alone: the S3 ETag; locally size, modification time and inode (a write here
+        renames a new file into place, so even a rewrite within the clock's tick differs)."""
+        if self.is_s3:
+            versions: dict[str, str] = {}
+            paginator = self._s3().get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for obj in page.get("Contents", []):
+                    versions[obj["Key"][len(self.prefix) :]] = obj["ETag"].strip('"')
+            return versions
+        versions = {}
+        for key, _ in self._local_sizes(prefix):
+            stat = (self.root / key).stat()
+            versions[key] = f"{stat.st_size}-{stat.st_mtime_ns}-{stat.st_ino}"
+        return versions
+
     def keys_by_day(self, root: str, days: list[dt.date]) -> dict[dt.date, dict[str, int]]:
         """Keys (with their sizes) under `root + "dt=YYYY-MM-DD/"` for each of `days` that
         has any.
@@ -225,17 +245,12 @@ class LakeResource(ConfigurableResource):
         destination.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.root / source, destination)
 
-    def write_parquet(self, key: str, frame: pd.DataFrame) -> int:
-        """Write a frame as Parquet (zstd); returns the object's size in bytes.
-
-        Row groups of PARQUET_ROW_GROUP_ROWS: a million-row day in one group took 0.35-0.77 s
-        to read back, in eight 0.27 s (Arrow decodes groups in parallel, in smaller buffers).
-        """
-        buffer = io.BytesIO()
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        pq.write_table(table, buffer, compression="zstd", row_group_size=PARQUET_ROW_GROUP_ROWS)
-        data = buffer.getvalue()
+    def write_parquet(self, key: str, frame: pd.DataFrame | pa.Table) -> int:
+        """Write a frame (or its Arrow table) as Parquet; returns the object's size in bytes."""
+        data = parquet_bytes(frame)
         self.write_bytes(key, data)
+        if isinstance(frame, pa.Table):
+            _DECODED.put(data, frame)
         return len(data)
 
     def read_parquet(
@@ -243,11 +258,20 @@ class LakeResource(ConfigurableResource):
     ) -> pd.DataFrame:
         """A Parquet object as a frame; `arrow_strings` keeps text in Arrow memory (no Python
         str per value), which is how the warehouse loader wants a million-row day."""
-        return arrow_frame(self.read_arrow(key, columns), arrow_strings)
+        table = self.read_arrow(key, columns)
+        return arrow_frame(table, arrow_strings, consume=not may_share_buffers(table))
 
     def read_arrow(self, key: str, columns: list[str] | None = None) -> pa.Table:
-        """A Parquet object as an Arrow table."""
-        return pq.read_table(io.BytesIO(self.read_bytes(key)), columns=columns)
+        """A Parquet object as an Arrow table.
+
+        Read as one file, not as a dataset (`pq.read_table`), whose set-up costs twice the
+        read of a day with a few dozen plays, and a history run reads thousands of those."""
+        data = self.read_bytes(key)
+        table = _DECODED.get(data)
+        if table is None:
+            table = pq.ParquetFile(pa.BufferReader(data)).read()
+            _DECODED.put(data, table)
+        return table if columns is None else table.select(columns)
 
     def temp_key(self, key: str) -> str:
         """A sibling key for staging a write that is moved into place when complete."""
@@ -255,10 +279,77 @@ class LakeResource(ConfigurableResource):
         return f"{folder}/_tmp/{uuid.uuid4().hex}-{name}" if folder else f"_tmp/{name}"
 
 
-def arrow_frame(table: pa.Table, arrow_strings: bool = False) -> pd.DataFrame:
-    """An Arrow table as a frame, text kept in Arrow memory when `arrow_strings`."""
+class _DecodedParquet:
+    """Small Parquet objects decoded once per process, found again by their content.
+
+    The steps of a run over years of history read each of thousands of small staged days in
+    turn, and decoding was most of what they did. Keyed by a hash of the bytes just read, so a
+    rewritten object can never be served stale; large objects are not kept.
+    """
+
+    MAX_OBJECT_BYTES = 1 << 20
+    MAX_TABLE_BYTES = 256 << 20
+
+    def __init__(self) -> None:
+        self._tables: OrderedDict[bytes, pa.Table] = OrderedDict()
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def get(self, data: bytes) -> pa.Table | None:
+        if len(data) > self.MAX_OBJECT_BYTES:
+            return None
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        with self._lock:
+            table = self._tables.get(digest)
+            if table is not None:
+                self._tables.move_to_end(digest)
+            return table
+
+    def put(self, data: bytes, table: pa.Table) -> None:
+        if len(data) > self.MAX_OBJECT_BYTES or not may_share_buffers(table):
+            return
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        with self._lock:
+            if digest in self._tables:
+                return
+            self._tables[digest] = table
+            self._held += table.nbytes
+            while self._held > self.MAX_TABLE_BYTES:
+                _, evicted = self._tables.popitem(last=False)
+                self._held -= evicted.nbytes
+
+
+_DECODED = _DecodedParquet()
+
+
+def parquet_bytes(frame: pd.DataFrame | pa.Table) -> bytes:
+    """A frame (or its Arrow table) as a Parquet file (zstd).
+
+    Row groups of PARQUET_ROW_GROUP_ROWS: a million-row day in one group took 0.35-0.77 s
+    to read back, in eight 0.27 s (Arrow decodes groups in parallel, in smaller buffers).
+    """
+    buffer = io.BytesIO()
+    table = (
+        frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    )
+    pq.write_table(table, buffer, compression="zstd", row_group_size=PARQUET_ROW_GROUP_ROWS)
+    return buffer.getvalue()
+
+
+def may_share_buffers(table: pa.Table) -> bool:
+    """Whether `table` may hold buffers of a table kept by `read_arrow` (those are small)."""
+    return table.nbytes <= _DecodedParquet.MAX_TABLE_BYTES // 8
+
+
+def arrow_frame(
+    table: pa.Table, arrow_strings: bool = False, consume: bool = False
+) -> pd.DataFrame:
+    """An Arrow table as a frame, text kept in Arrow memory when `arrow_strings`.
+
+    `consume` frees the table's buffers as they are converted (a big day is then never held
+    twice); only for a table whose buffers nothing else holds, see `may_share_buffers`."""
     if not arrow_strings:
         return table.to_pandas()
     text = pd.StringDtype("pyarrow")
     mapping = {pa.string(): text, pa.large_string(): text}
-    return table.to_pandas(types_mapper=mapping.get, self_destruct=True)
+    return table.to_pandas(types_mapper=mapping.get, self_destruct=consume)

@@ -22,7 +22,7 @@ from spotify_platform.schemas import StagingStreams
 from spotify_platform.sources.countries import UNKNOWN_COUNTRY, local_hour
 from spotify_platform.sources.identity import event_ids, name_ids, pseudonymise, text_order
 from spotify_platform.sources.platforms import normalise_platform
-from spotify_platform.sources.raw import PERSONAL_FIELDS, RawBatch
+from spotify_platform.sources.raw import PERSONAL_FIELDS, RawBatch, arrow_records
 
 STREAM_MIN_MS = 30_000
 STAGE_SLICE_ROWS = 125_000
@@ -46,6 +46,8 @@ class StagedDay:
     files: list[str] = field(default_factory=list)
     unknown_fields: dict[str, list[str]] = field(default_factory=dict)
     missing_fields: dict[str, list[str]] = field(default_factory=dict)
+    # The streams as Arrow, when staging had them so anyway (written as they are).
+    table: pa.Table | None = None
 
     @property
     def rejected(self) -> int:
@@ -425,6 +427,26 @@ def _stage_file(
     return len(raw) + len(batch.bad_lines)
 
 
+def _joined_records(parts: list[RawBatch]) -> pd.DataFrame:
+    """The records of several files in one frame, in order. Files Arrow parsed are joined as
+    Arrow and converted once (a conversion per file cost more than the parse of a small
+    day); when one was not, or their extra fields' types clash, each is converted alone."""
+    if all(batch.frame is None for batch in parts):
+        try:
+            table = pa.concat_tables([batch.table for batch in parts], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+        else:
+            for batch in parts:
+                batch.table = None
+            return arrow_records(table)
+    with warnings.catch_warnings():
+        # Files without a field have it all null; how pandas types such a column in a
+        # concat is changing, and canonicalise reads either typing the same.
+        warnings.simplefilter("ignore", FutureWarning)
+        return pd.concat([batch.records for batch in parts], ignore_index=True)
+
+
 def _take_file(
     source_file: str,
     batch: RawBatch,
@@ -432,7 +454,19 @@ def _take_file(
     rejected: list[pd.DataFrame],
     result: StagedDay,
 ) -> pd.DataFrame:
-    """Note a raw file's drift and lines that were not JSON in the day's result; its records."""
+    """Note a raw file in the day's result (`_note_file`); its records."""
+    _note_file(source_file, batch, day, rejected, result)
+    return batch.records.reset_index(drop=True)
+
+
+def _note_file(
+    source_file: str,
+    batch: RawBatch,
+    day: dt.date,
+    rejected: list[pd.DataFrame],
+    result: StagedDay,
+) -> None:
+    """Note a raw file's drift, its lines that were not JSON, and whether it had records."""
     if batch.unknown_fields:
         result.unknown_fields[source_file] = batch.unknown_fields
     if batch.missing_fields:
@@ -449,9 +483,8 @@ def _take_file(
                 }
             )
         )
-    if len(batch.records):
+    if batch.rows:
         result.files.append(source_file)
-    return batch.records.reset_index(drop=True)
 
 
 def stage_days(
@@ -469,25 +502,21 @@ def stage_days(
         for day in batches_by_day
     }
     rejected: dict[dt.date, list[pd.DataFrame]] = {day: [] for day in batches_by_day}
-    raws: list[pd.DataFrame] = []
+    parts: list[RawBatch] = []
     origins: list[tuple[str, dt.date]] = []
     for day, batches in batches_by_day.items():
         for source_file in sorted(batches):
             batch = batches[source_file]
-            raw = _take_file(source_file, batch, day, rejected[day], results[day])
-            results[day].raw_records += len(raw) + len(batch.bad_lines)
-            if len(raw):
-                raws.append(raw)
+            _note_file(source_file, batch, day, rejected[day], results[day])
+            results[day].raw_records += batch.rows + len(batch.bad_lines)
+            if batch.rows:
+                parts.append(batch)
                 origins.append((source_file, day))
     by_day: dict[dt.date, pd.DataFrame] = {}
-    if raws:
-        with warnings.catch_warnings():
-            # Files without a field have it all null; how pandas types such a column in a
-            # concat is changing, and canonicalise reads either typing the same.
-            warnings.simplefilter("ignore", FutureWarning)
-            raw = pd.concat(raws, ignore_index=True)
-        codes = np.repeat(np.arange(len(origins)), [len(r) for r in raws])
-        del raws
+    if parts:
+        codes = np.repeat(np.arange(len(origins)), [batch.rows for batch in parts])
+        raw = _joined_records(parts)
+        del parts
         sources = _labels(codes, [_source_of(f) for f, _ in origins], raw.index)
         day_values = np.array([np.datetime64(d, "s") for _, d in origins])[codes]
         frame = canonicalise(
@@ -513,14 +542,51 @@ def stage_days(
                 quarantine_records(raw, rows, reasons, frame["account_id"], source_file, day)
             )
         good = frame[~bad.to_numpy()][STAGING_COLUMNS]
-        by_day = {
-            pd.Timestamp(stamp).date(): part for stamp, part in good.groupby("dt", sort=False)
-        }
-        del good, frame, raw
+        del frame, raw
+        by_day = _split_days(good, results)
+        del good
     for day, result in results.items():
-        part = by_day.pop(day, None)
-        _finish(result, [] if part is None else [part], rejected[day])
+        if day in by_day:
+            result.streams, result.table, result.duplicates = by_day.pop(day)
+            result.quarantine = _quarantine_of(rejected[day], day)
+        else:
+            _finish(result, [], rejected[day])
     return results
+
+
+def _split_days(
+    good: pd.DataFrame, results: dict[dt.date, StagedDay]
+) -> dict[dt.date, tuple[pd.DataFrame, pa.Table, int]]:
+    """Per day: its rows without duplicates in event id order (as `_finish` leaves them), the
+    same rows as Arrow, and the duplicates removed. The rows of all days are de-duplicated,
+    sorted and converted at once, and each day is a slice: the fixed cost of doing that per
+    day was most of a history run's staging."""
+    stamps, day_codes = np.unique(good["dt"].to_numpy(), return_inverse=True)
+    ids = _arrow(good["event_id"])
+    id_codes = pc.dictionary_encode(ids).indices.to_numpy(zero_copy_only=False)
+    pairs = day_codes.astype(np.int64) * (int(id_codes.max(initial=0)) + 1) + id_codes
+    keep = np.zeros(len(pairs), dtype=bool)
+    keep[np.unique(pairs, return_index=True)[1]] = True
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[text_order(ids)] = np.arange(len(ids))
+    order = np.lexsort((rank, day_codes))
+    order = order[keep[order]]
+    rows = pd.DataFrame(
+        {name: good[name].array.take(order) for name in STAGING_COLUMNS}, copy=False
+    )
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    bounds = np.searchsorted(day_codes[order], np.arange(len(stamps) + 1))
+    repeated = np.bincount(day_codes[~keep], minlength=len(stamps))
+    parts = {}
+    for code, stamp in enumerate(stamps):
+        day = pd.Timestamp(stamp).date()
+        if day not in results:
+            continue
+        start, end = int(bounds[code]), int(bounds[code + 1])
+        part = rows.iloc[start:end]
+        part.index = pd.RangeIndex(end - start)  # as reset_index would, without its copy
+        parts[day] = (part, table.slice(start, end - start), int(repeated[code]))
+    return parts
 
 
 def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> StagedDay:
@@ -569,19 +635,16 @@ def _finish(
     collect_cycles(len(candidates))
     result.streams = _sort_by_event_id(candidates, keep=~repeated)
     del candidates
-    result.quarantine = (
-        pd.concat(rejected, ignore_index=True)
-        if rejected
-        else quarantine_records(
-            pd.DataFrame(),
-            pd.Index([]),
-            pd.Series(dtype=object),
-            pd.Series(dtype=object),
-            "",
-            day,
-        )
-    )
+    result.quarantine = _quarantine_of(rejected, day)
     return result
+
+
+def _quarantine_of(rejected: list[pd.DataFrame], day: dt.date) -> pd.DataFrame:
+    if rejected:
+        return pd.concat(rejected, ignore_index=True)
+    return quarantine_records(
+        pd.DataFrame(), pd.Index([]), pd.Series(dtype=object), pd.Series(dtype=object), "", day
+    )
 
 
 def _sort_by_event_id(frame: pd.DataFrame, keep: np.ndarray | None = None) -> pd.DataFrame:

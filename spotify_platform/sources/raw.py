@@ -71,12 +71,37 @@ _WHITESPACE = b" \t\r\n\x0b\x0c"
 
 @dataclass
 class RawBatch:
-    """Records read from one raw file. `records` has a 1-based `_line` column."""
+    """Records read from one raw file. `records` has a 1-based `_line` column.
 
-    records: pd.DataFrame
+    A file Arrow parsed keeps its records as Arrow (`table`) until they are first asked for
+    as a frame: the files of many small days are joined as Arrow and converted once."""
+
+    frame: pd.DataFrame | None = None
     bad_lines: list[tuple[int, str, str]] = field(default_factory=list)
     unknown_fields: list[str] = field(default_factory=list)
     missing_fields: list[str] = field(default_factory=list)
+    table: pa.Table | None = None
+
+    @property
+    def records(self) -> pd.DataFrame:
+        if self.frame is None:
+            self.frame = arrow_records(self.table)
+            self.table = None
+        return self.frame
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame) if self.frame is not None else self.table.num_rows
+
+
+def arrow_records(table: pa.Table) -> pd.DataFrame:
+    """Records parsed by Arrow as the frame the canonical step takes."""
+    lines = table.column("_line").to_numpy()
+    frame = table.drop_columns(["_line"]).to_pandas(
+        types_mapper=_PANDAS_TYPES.get, self_destruct=True
+    )
+    frame["_line"] = lines
+    return frame
 
 
 def encode_jsonl_gz(frame: pd.DataFrame) -> bytes:
@@ -263,10 +288,15 @@ def _parse_arrow(source, line_numbers) -> RawBatch | None:
     numbers = line_numbers(table.num_rows)
     if numbers is None or len(numbers) != table.num_rows:
         return None
-    records = table.to_pandas(types_mapper=_PANDAS_TYPES.get, self_destruct=True)
-    del table
-    records["_line"] = numbers
-    return _with_drift(RawBatch(records=records), seen=set(records.columns), all_null=records)
+    # Fields with a value somewhere, counted on Arrow's null counts (a pandas pass per column
+    # cost more than the parse of a day with a few dozen plays).
+    seen = {
+        name
+        for name in table.column_names
+        if name not in RAW_FIELDS or table.column(name).null_count < table.num_rows
+    }
+    table = table.append_column("_line", pa.array(numbers, pa.int64()))
+    return _with_drift(RawBatch(table=table), seen=seen | {"_line"}, all_null=None)
 
 
 class _GzipLines(io.RawIOBase):
@@ -385,7 +415,7 @@ def _parse_slow(text: bytes) -> RawBatch:
         if name not in frame.columns:
             frame[name] = None
     frame = _coerce_slow_types(frame)
-    return _with_drift(RawBatch(records=frame, bad_lines=bad), seen=seen, all_null=None)
+    return _with_drift(RawBatch(frame=frame, bad_lines=bad), seen=seen, all_null=None)
 
 
 def _coerce_slow_types(frame: pd.DataFrame) -> pd.DataFrame:
@@ -397,6 +427,6 @@ def _with_drift(batch: RawBatch, seen: set[str], all_null: pd.DataFrame | None) 
     if all_null is not None:
         seen = {c for c in seen if c not in RAW_FIELDS or all_null[c].notna().any()}
     batch.unknown_fields = sorted(seen - set(RAW_FIELDS) - KNOWN_EXTRA_FIELDS - {"_line"})
-    if len(batch.records):
+    if batch.rows:
         batch.missing_fields = sorted(CORE_FIELDS - seen)
     return batch
