@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.data/dagster_home
 
-.PHONY: install instance demo dev test lint validate bench clean
+.PHONY: install instance demo dev test lint validate bench migration clean
 
 $(STAMP): pyproject.toml setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ test: $(STAMP) lint validate
 
 bench: $(STAMP)
 	$(BIN)/python -m spotify_platform.bench
+
+# The next warehouse schema revision, generated from the contracts: make migration MESSAGE="..."
+migration: $(STAMP)
+	$(BIN)/python -m spotify_platform.migrations "$(MESSAGE)"
 
 clean:
 	rm -rf .data .bench

@@ -191,7 +191,6 @@ class AggAccountDaily(pa.DataFrameModel):
     country: Series[str] = text(2, description="Country of most plays that day")
     streamed: Series[bool] = pa.Field(
         description="streams > 0: an equality the windowed KPIs' index can skip along",
-        metadata={"backfill": "streams > 0"},
     )
 
     @pa.dataframe_check(description="streamed is exactly streams > 0")

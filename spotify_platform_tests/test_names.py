@@ -21,7 +21,13 @@ from spotify_platform.resources.warehouse import WarehouseResource
 from spotify_platform.sources.identity import name_ids
 from spotify_platform.sources.raw import encode_records
 from spotify_platform_tests import oracle
-from spotify_platform_tests.harness import make_resources, read_table, run_days, synthetic_facts
+from spotify_platform_tests.harness import (
+    as_before_alembic,
+    make_resources,
+    read_table,
+    run_days,
+    synthetic_facts,
+)
 
 D1 = dt.date(2026, 2, 2)
 D2 = dt.date(2026, 2, 3)
@@ -323,9 +329,9 @@ def test_an_old_name_keyed_table_keeps_its_key_until_its_split_days_load_again(
         }
     )
     warehouse.replace_days("agg_artist_daily", [day], split)
-    warehouse.engine.dispose()
+    as_before_alembic(warehouse)
 
-    with caplog.at_level(logging.WARNING, logger="spotify_platform.resources.warehouse"):
+    with caplog.at_level(logging.WARNING, logger="spotify_platform.migrations.legacy"):
         WarehouseResource(url=mysql_url).init_schema()
     assert _key(mysql_url) == ["dt", "artist_name"]
     assert "2026-02-02" in caplog.text and "agg_artist_daily" in caplog.text

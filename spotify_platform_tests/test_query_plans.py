@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from spotify_platform import kpis, lifecycle, sessions
 from spotify_platform.resources.warehouse import WarehouseResource
 from spotify_platform.tables import TABLES
-from spotify_platform_tests.harness import synthetic_facts
+from spotify_platform_tests.harness import as_before_alembic, synthetic_facts
 
 DAYS = 90
 ROWS_PER_DAY = 400
@@ -108,7 +108,7 @@ def test_fact_streams_is_keyed_by_day_first(mysql_url: str) -> None:
     assert plan[0]["key"] == "PRIMARY", plan
 
 
-def test_init_schema_moves_an_old_event_first_key_to_day_first(mysql_url: str) -> None:
+def test_adopting_an_old_warehouse_moves_its_event_first_key_to_day_first(mysql_url) -> None:
     warehouse = WarehouseResource(url=mysql_url)
     warehouse.init_schema()
     day = dt.date(2026, 3, 2)
@@ -118,9 +118,9 @@ def test_init_schema_moves_an_old_event_first_key_to_day_first(mysql_url: str) -
         conn.execute(
             sa.text("ALTER TABLE fact_streams DROP PRIMARY KEY, ADD PRIMARY KEY (event_id, dt)")
         )
-    warehouse.engine.dispose()
+    as_before_alembic(warehouse)
 
-    WarehouseResource(url=mysql_url).init_schema()
+    WarehouseResource(url=mysql_url).ensure_schema()
 
     migrated = WarehouseResource(url=mysql_url)
     key = sa.inspect(migrated.engine).get_pk_constraint("fact_streams")["constrained_columns"]
@@ -131,7 +131,9 @@ def test_init_schema_moves_an_old_event_first_key_to_day_first(mysql_url: str) -
 
 
 @pytest.mark.parametrize("backend", ["mariadb", "sqlite"])
-def test_init_schema_adds_and_fills_a_new_contract_column(backend, mysql_url, tmp_path) -> None:
+def test_adopting_an_old_warehouse_adds_and_fills_a_missing_column(
+    backend, mysql_url, tmp_path
+) -> None:
     url = mysql_url if backend == "mariadb" else f"sqlite:///{tmp_path / 'w.db'}"
     warehouse = WarehouseResource(url=url)
     warehouse.init_schema()
@@ -147,9 +149,9 @@ def test_init_schema_adds_and_fills_a_new_contract_column(backend, mysql_url, tm
             )
         )
         conn.execute(sa.text("ALTER TABLE agg_account_daily DROP COLUMN streamed"))
-    warehouse.engine.dispose()
+    as_before_alembic(warehouse)
 
-    WarehouseResource(url=url).init_schema()
+    WarehouseResource(url=url).ensure_schema()
 
     migrated = WarehouseResource(url=url)
     kept = migrated.read_frame(

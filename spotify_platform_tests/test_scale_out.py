@@ -111,7 +111,6 @@ def test_a_backfill_fans_out_through_the_queue_onto_postgres_storage(
     lake.mkdir()
     shutil.copy(DEPLOY_YAML, home / "dagster.yaml")
     env = _environment(home, postgres_database, mysql_url, lake)
-    subprocess.run(["spotify-platform", "init-warehouse"], env=env, check=True, timeout=120)
     submitted = subprocess.run(
         [
             "dagster",

@@ -63,15 +63,6 @@ COMMON = {
 }
 
 
-def _require_schema(warehouse: WarehouseResource) -> None:
-    missing = warehouse.missing_tables()
-    if missing:
-        raise RuntimeError(
-            f"warehouse {warehouse.display_url} lacks tables {missing}: "
-            "run `spotify-platform init-warehouse` first"
-        )
-
-
 def day_batches(
     tables: StagedTables, batch_rows: int
 ) -> Iterator[tuple[list[dt.date], pd.DataFrame | None]]:
@@ -135,7 +126,6 @@ def fact_streams(
     context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
 ) -> MaterializeResult:
     warehouse.check_connection()
-    _require_schema(warehouse)
 
     days = days_of(context)
     per_day = _load_batches(warehouse, "fact_streams", days, staged_tables(lake, days))

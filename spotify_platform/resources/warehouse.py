@@ -12,11 +12,14 @@ from typing import Any, Literal, TypeVar
 
 import pandas as pd
 import sqlalchemy as sa
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
+from filelock import FileLock, Timeout
 from pydantic import Field, PrivateAttr
 
+from spotify_platform import migrations
+from spotify_platform.migrations import legacy
 from spotify_platform.resources import loading
-from spotify_platform.tables import TABLE_DEFS, TABLES, VIEWS, metadata
+from spotify_platform.tables import TABLE_DEFS, TABLES, VIEWS
 
 DEFAULT_WAREHOUSE_URL = "sqlite:///.data/warehouse.db"
 
@@ -98,6 +101,7 @@ class WarehouseResource(ConfigurableResource):
 
     _engine: sa.Engine | None = PrivateAttr(default=None)
     _load_data_refused: bool = PrivateAttr(default=False)
+    _schema_ready: bool = PrivateAttr(default=False)
 
     @property
     def display_url(self) -> str:
@@ -166,95 +170,102 @@ class WarehouseResource(ConfigurableResource):
                 f"warehouse {self.display_url} is unreachable: {detail}"
             ) from None
 
-    def init_schema(self) -> list[str]:
-        """Create missing tables and (re)create the bi_* views; returns the new tables.
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """Bring the warehouse to the newest schema revision before a step uses it.
 
-        Safe to run from several processes at once (two `spotify-platform run` starting
-        together): on MySQL the DDL runs under a named lock.
+        Every step that uses the warehouse starts here, so an empty warehouse needs no command
+        first, whichever assets or checks a run selects; once the warehouse is up to date this
+        is a read of its version table.
+        """
+        upgraded = self.ensure_schema()
+        if upgraded is not None and context.log is not None:
+            context.log.info(
+                f"warehouse {self.display_url}: schema upgraded from revision "
+                f"{upgraded[0] or '(none)'} to {upgraded[1]}"
+            )
+
+    def ensure_schema(self) -> tuple[str | None, str] | None:
+        """Upgrade the warehouse to the newest revision unless it is there already; returns
+        the revisions it went from and to, or None when this call changed nothing."""
+        if self._schema_ready:
+            return None
+        self.check_connection()
+        if self._retrying("reading the schema version", self._at_head):
+            self._schema_ready = True
+            return None
+        return self._migrate()
+
+    def init_schema(self) -> list[str]:
+        """Upgrade to the newest revision, then move primary keys that an older warehouse's rows
+        kept from moving until now (`migrations.legacy`); returns the tables created.
+
+        `spotify-platform init-warehouse` for administrators; runs need not call it.
         """
         self.check_connection()
-
-        def create() -> list[str]:
-            existing = set(sa.inspect(self.engine).get_table_names())
-            metadata.create_all(self.engine, checkfirst=True)
-            self._add_missing_columns(existing)
-            self._sync_indexes(existing)
+        before = set(self._retrying("reading the schema", self._table_names))
+        self._migrate()
+        with self._schema_lock():
             with self.engine.begin() as conn:
-                for name, body in VIEWS.items():
-                    if self.dialect == "sqlite":
-                        conn.execute(sa.text(f"DROP VIEW IF EXISTS {name}"))
-                        conn.execute(sa.text(f"CREATE VIEW {name} AS {body}"))
-                    else:
-                        conn.execute(sa.text(f"CREATE OR REPLACE VIEW {name} AS {body}"))
-            return [name for name in TABLES if name not in existing]
+                legacy.sync_keys(conn, list(TABLES.values()))
+        return [name for name in TABLES if name not in before]
 
-        with self.exclusive("schema"):
-            return self._retrying("creating the schema", create)
+    def _table_names(self) -> list[str]:
+        return sa.inspect(self.engine).get_table_names()
 
-    def _add_missing_columns(self, existing: set[str]) -> None:
-        """Add the columns a newer contract declares to tables that already exist, filled from
-        the field's `backfill` SQL expression; a NOT NULL column without one can't be filled,
-        so the error says to rebuild that table instead."""
-        inspector = sa.inspect(self.engine)
-        for name in sorted(existing & set(TABLES)):
-            present = {column["name"] for column in inspector.get_columns(name)}
-            missing = [column for column in TABLES[name].columns if column.name not in present]
-            fields = TABLE_DEFS[name].model.to_schema().columns
-            for column in missing:
-                backfill = (fields[column.name].metadata or {}).get("backfill")
-                if backfill is None and not column.nullable:
-                    raise RuntimeError(
-                        f"warehouse {self.display_url}: table {name} lacks the NOT NULL column "
-                        f"{column.name}, which has no backfill rule: drop {name} and "
-                        "materialize it again"
-                    )
-                logger.warning("%s: adds column %s (filled from %s)", name, column.name, backfill)
-                with self.engine.begin() as conn:
-                    quote = conn.dialect.identifier_preparer.quote
-                    sql_type = column.type.compile(dialect=conn.dialect)
-                    table, col = quote(name), quote(column.name)
-                    conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {col} {sql_type}"))
-                    if backfill is not None:
-                        conn.execute(sa.text(f"UPDATE {table} SET {col} = ({backfill})"))
-                    # SQLite cannot tighten a column; its contract still refuses NULLs.
-                    if not column.nullable and self.dialect != "sqlite":
-                        conn.execute(
-                            sa.text(f"ALTER TABLE {table} MODIFY {col} {sql_type} NOT NULL")
-                        )
+    def _at_head(self) -> bool:
+        with self.engine.connect() as conn:
+            return migrations.current(conn) == migrations.head()
 
-    def _sync_indexes(self, existing: set[str]) -> None:
-        """Bring the keys of tables that already existed to their definitions: the primary
-        key (MySQL rebuilds the table; not while rows would clash under the new key, see
-        `_key_holds`), the secondary indexes declared, and none of our own (`ix_<table>_...`)
-        that are no longer declared."""
-        inspector = sa.inspect(self.engine)
-        for name in sorted(existing & set(TABLES)):
-            table = TABLES[name]
-            declared = {index.name: index for index in table.indexes}
-            present = {index["name"] for index in inspector.get_indexes(name)}
-            key = [column.name for column in table.primary_key.columns]
-            old_key = inspector.get_pk_constraint(name)["constrained_columns"]
+    def _migrate(self) -> tuple[str | None, str] | None:
+        """Run the pending revisions under the schema lock; a warehouse made before Alembic
+        (our tables, no version table) is first adopted at the baseline revision. Returns the
+        revisions it went from and to, or None when another process had already migrated."""
+
+        def migrate() -> tuple[str | None, str] | None:
             with self.engine.begin() as conn:
-                quote = conn.dialect.identifier_preparer.quote
-                if old_key != key and self.dialect != "sqlite" and _key_holds(conn, name, key):
+                revision = migrations.current(conn)
+                if revision == migrations.head():
+                    return None
+                if revision is None and set(TABLES) & set(sa.inspect(conn).get_table_names()):
                     logger.warning(
-                        "%s: primary key (%s) becomes (%s); the table is rebuilt",
-                        name,
-                        ", ".join(old_key),
-                        ", ".join(key),
+                        "warehouse %s predates schema revisions: adopting it at revision %s",
+                        self.display_url,
+                        migrations.BASELINE,
                     )
-                    conn.execute(
-                        sa.text(
-                            f"ALTER TABLE {quote(name)} DROP PRIMARY KEY, "
-                            f"ADD PRIMARY KEY ({', '.join(quote(c) for c in key)})"
-                        )
-                    )
-                for index_name in sorted(present - set(declared)):
-                    if index_name.startswith(f"ix_{name}_"):
-                        on_table = "" if self.dialect == "sqlite" else f" ON {quote(name)}"
-                        conn.execute(sa.text(f"DROP INDEX {quote(index_name)}{on_table}"))
-                for index_name in sorted(set(declared) - present):
-                    declared[index_name].create(conn)
+                    legacy.adopt(conn, self.display_url)
+                    migrations.stamp(conn, migrations.BASELINE)
+                migrations.upgrade(conn)
+                return revision, migrations.head()
+
+        with self._schema_lock():
+            upgraded = self._retrying("migrating the schema", migrate)
+        self._schema_ready = True
+        return upgraded
+
+    @contextmanager
+    def _schema_lock(self) -> Iterator[None]:
+        """One migrating process at a time: MySQL's named lock, or a lock file beside a SQLite
+        database (SQLite would let two processes race to create the same table)."""
+        if self.dialect != "sqlite":
+            with self.exclusive("schema"):
+                yield
+            return
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            yield
+            return
+        lock = FileLock(f"{database}.schema-lock", timeout=LOCK_TIMEOUT_S)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise WarehouseContention(
+                f"warehouse {self.display_url}: another process held the schema lock "
+                f"for more than {LOCK_TIMEOUT_S} s"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def grant_bi_reader(self, user: str, password: str, host: str = "%") -> list[str]:
         """Create a MySQL user that may only SELECT from the bi_* views and kpi_* tables.
@@ -491,36 +502,6 @@ class WarehouseResource(ConfigurableResource):
     def load_path(self) -> str:
         """The bulk path in use: 'load_data' or 'insert' (for metadata and the benchmark)."""
         return "load_data" if self._use_load_data() else "insert"
-
-
-def _key_holds(conn: sa.Connection, table: str, key: list[str]) -> bool:
-    """Whether `table`'s rows are unique under `key`; if not, the old key stays, with a warning
-    naming the days to load again.
-
-    A key that narrows what a row stands for (agg_artist_daily from a name to an artist id)
-    meets rows built under the old meaning: one artist's spellings as rows of their own. They
-    cannot be merged (listeners are distinct counts), but loading their days again replaces
-    them, after which the next `init-warehouse` moves the key.
-    """
-    quote = conn.dialect.identifier_preparer.quote
-    columns = ", ".join(quote(c) for c in key)
-    clashes = conn.execute(
-        sa.text(f"SELECT {columns} FROM {quote(table)} GROUP BY {columns} HAVING COUNT(*) > 1")
-    ).fetchall()
-    if not clashes:
-        return True
-    days = sorted({str(row[0]) for row in clashes}) if key[0] == "dt" else []
-    where = f" on {len(days)} days, {days[0]} .. {days[-1]}" if days else ""
-    logger.warning(
-        "%s: primary key stays as it is, not (%s): %d keys hold more than one row%s, built "
-        "by an earlier version. Load those days again (spotify-platform run --from .. --to ..) "
-        "and the next init-warehouse moves the key",
-        table,
-        ", ".join(key),
-        len(clashes),
-        where,
-    )
-    return False
 
 
 def _driver_errors(exc: BaseException) -> Iterator[BaseException]:
