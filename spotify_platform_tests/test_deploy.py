@@ -15,7 +15,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -56,10 +56,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _started(command: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    """A process in a session of its own; on exit its whole group (the run workers and step
-    processes the code server starts stay in it) gets SIGINT, then SIGKILL."""
-    out = log.open("w")
+def _started(
+    name: str, command: list[str], env: dict[str, str], logs: Path
+) -> Iterator[subprocess.Popen]:
+    """A process in a session of its own, logging to logs/<name>.log; on exit its whole group
+    (the run workers and step processes the code server starts stay in it) gets SIGINT, then
+    SIGKILL."""
+    out = (logs / f"{name}.log").open("w")
     proc = subprocess.Popen(
         command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -81,14 +84,35 @@ def _started(command: list[str], env: dict[str, str], log: Path) -> Iterator[sub
         out.close()
 
 
+def _check_alive(procs: dict[str, subprocess.Popen], logs: Path) -> None:
+    for name, proc in procs.items():
+        if proc.poll() is not None:
+            pytest.fail(f"{name} exited: {(logs / f'{name}.log').read_text()[-3000:]}")
+
+
+def _wait_for_code_server(port: int, env, procs, logs: Path) -> None:
+    """Until `dagster api grpc-health-check` (compose's health check) passes."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        _check_alive(procs, logs)
+        check = subprocess.run(
+            ["dagster", "api", "grpc-health-check", "-p", str(port)],
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+        if check.returncode == 0:
+            return
+        time.sleep(1)
+    pytest.fail("the code server did not become healthy within 120 s")
+
+
 def _wait_for_location(port: int, procs: dict[str, subprocess.Popen], logs: Path) -> None:
     """Until the webserver answers and has loaded the code location from the gRPC server."""
     deadline = time.monotonic() + 120
     last = None
     while time.monotonic() < deadline:
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                pytest.fail(f"{name} exited: {(logs / f'{name}.log').read_text()[-3000:]}")
+        _check_alive(procs, logs)
         try:
             answer = requests.post(
                 f"http://127.0.0.1:{port}/graphql", json={"query": WORKSPACE_STATUS}, timeout=10
@@ -97,7 +121,7 @@ def _wait_for_location(port: int, procs: dict[str, subprocess.Popen], logs: Path
             last = entries
             loaded = [e for e in entries if e["name"] == LOCATION and e["loadStatus"] == "LOADED"]
             if loaded:
-                assert loaded[0]["locationOrLoadError"]["__typename"] == "CodeLocation", last
+                assert loaded[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation", last
                 return
         except (requests.ConnectionError, KeyError, TypeError, ValueError):
             pass
@@ -113,9 +137,7 @@ def _wait_for_run(client: DagsterGraphQLClient, run_id: str, procs, logs: Path, 
         status = client.get_run_status(run_id)
         if status in done:
             return status
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                pytest.fail(f"{name} exited: {(logs / f'{name}.log').read_text()[-3000:]}")
+        _check_alive(procs, logs)
         time.sleep(2)
     pytest.fail(f"run {run_id} still {status} after {timeout_s} s")
 
@@ -152,7 +174,8 @@ def test_a_partition_launched_through_graphql_succeeds_with_its_checks(
     env = _environment(home, postgres_database, mysql_url, lake)
     env.update(DAGSTER_CODE_SERVER_HOST="127.0.0.1", DAGSTER_CODE_SERVER_PORT=str(grpc_port))
     # Goes once the run creates the warehouse schema itself (the schema set-up of issue 18).
-    WarehouseResource(url=mysql_url).init_schema()
+    warehouse = WarehouseResource(url=mysql_url)
+    warehouse.init_schema()
 
     workspace = str(DEPLOY / "workspace.yaml")
     commands = {
@@ -163,12 +186,13 @@ def test_a_partition_launched_through_graphql_succeeds_with_its_checks(
         "webserver": ["dagster-webserver", "-h", "127.0.0.1", "-p", str(web_port), "-w", workspace],
         "daemon": ["dagster-daemon", "run", "-w", workspace],
     }  # fmt: skip
-    with (
-        _started(commands["user_code"], env, logs / "user_code.log") as user_code,
-        _started(commands["webserver"], env, logs / "webserver.log") as webserver,
-        _started(commands["daemon"], env, logs / "daemon.log") as daemon,
-    ):
-        procs = {"user_code": user_code, "webserver": webserver, "daemon": daemon}
+    with ExitStack() as stack:
+        code_server = _started("user_code", commands["user_code"], env, logs)
+        procs = {"user_code": stack.enter_context(code_server)}
+        # compose.yaml starts the webserver and the daemon once the code server is healthy.
+        _wait_for_code_server(grpc_port, env, procs, logs)
+        for name in ("webserver", "daemon"):
+            procs[name] = stack.enter_context(_started(name, commands[name], env, logs))
         _wait_for_location(web_port, procs, logs)
         client = DagsterGraphQLClient("127.0.0.1", port_number=web_port, timeout=60)
         run_id = client.submit_job_execution(
@@ -207,7 +231,6 @@ def test_a_partition_launched_through_graphql_succeeds_with_its_checks(
     assert set(evaluated) == planned
     assert all(evaluated.values()), [key for key, ok in evaluated.items() if not ok]
 
-    warehouse = WarehouseResource(url=mysql_url)
     loaded = warehouse.read_frame("SELECT dt, COUNT(*) AS n FROM fact_streams GROUP BY dt")
     assert [str(d)[:10] for d in loaded["dt"]] == [DAY]
     assert (loaded["n"] > 0).all()
