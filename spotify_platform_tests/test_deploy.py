@@ -72,9 +72,7 @@ def _started(
         try:
             os.killpg(proc.pid, signal.SIGINT)
             proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        except ProcessLookupError:
+        except (subprocess.TimeoutExpired, ProcessLookupError):
             pass
         try:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -90,7 +88,9 @@ def _check_alive(procs: dict[str, subprocess.Popen], logs: Path) -> None:
             pytest.fail(f"{name} exited: {(logs / f'{name}.log').read_text()[-3000:]}")
 
 
-def _wait_for_code_server(port: int, env, procs, logs: Path) -> None:
+def _wait_for_code_server(
+    port: int, env: dict[str, str], procs: dict[str, subprocess.Popen], logs: Path
+) -> None:
     """Until `dagster api grpc-health-check` (compose's health check) passes."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -129,7 +129,13 @@ def _wait_for_location(port: int, procs: dict[str, subprocess.Popen], logs: Path
     pytest.fail(f"the code location did not load through the webserver: {last}")
 
 
-def _wait_for_run(client: DagsterGraphQLClient, run_id: str, procs, logs: Path, timeout_s=240):
+def _wait_for_run(
+    client: DagsterGraphQLClient,
+    run_id: str,
+    procs: dict[str, subprocess.Popen],
+    logs: Path,
+    timeout_s: float = 240,
+) -> DagsterRunStatus:
     done = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
     deadline = time.monotonic() + timeout_s
     status = None
