@@ -8,6 +8,7 @@ server, and must succeed with every asset check it planned passing.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -32,6 +33,7 @@ from spotify_platform_tests.test_scale_out import DEPLOY_YAML, _environment, _fa
 DEPLOY = DEPLOY_YAML.parent
 DAY = "2026-03-02"
 LOCATION = "spotify_platform"
+SECRETS = ("DAGSTER_PG_PASSWORD", "WAREHOUSE_URL", "ACCOUNT_HMAC_KEY", "AWS_SECRET_ACCESS_KEY")
 
 WORKSPACE_STATUS = """
 query {
@@ -148,24 +150,29 @@ def _wait_for_run(
     pytest.fail(f"run {run_id} still {status} after {timeout_s} s")
 
 
-def test_compose_and_helm_serve_the_workspace_module_and_keep_secrets_out() -> None:
-    """The files start the module `dagster dev` loads, under one location name and port."""
+def test_deploy_files_serve_the_workspace_module_and_hold_no_secret() -> None:
+    """Dockerfile, compose file and Helm values start the module `dagster dev` loads, under one
+    location name and port, and take secrets from outside."""
     local = yaml.safe_load((DEPLOY.parent / "workspace.yaml").read_text())["load_from"][0]
     module = local["python_module"]["module_name"]
-    command = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["user_code"][
-        "command"
-    ]
+    user_code = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["user_code"]
+    command = user_code["command"]
     assert command[command.index("-m") + 1] == module
     assert command[command.index("--location-name") + 1] == LOCATION
+    dockerfile = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    (cmd,) = [line for line in dockerfile.splitlines() if line.startswith("CMD ")]
+    assert json.loads(cmd.removeprefix("CMD ")) == command
     values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
     (deployment,) = values["dagster-user-deployments"]["deployments"]
     assert deployment["codeServerArgs"][deployment["codeServerArgs"].index("-m") + 1] == module
     assert str(deployment["port"]) == command[command.index("-p") + 1]
     workspace = yaml.safe_load((DEPLOY / "workspace.yaml").read_text())["load_from"][0]
     assert workspace["grpc_server"]["location_name"] == LOCATION
-    # Secrets reach the pods from a Kubernetes secret, never from the values file.
+    # Secrets come from the environment in compose and from a Kubernetes secret under Helm.
+    for name in SECRETS:
+        assert user_code["environment"][name].startswith(f"${{{name}"), name
     named = {item["name"] for item in deployment.get("env", [])}
-    assert not named & {"WAREHOUSE_URL", "ACCOUNT_HMAC_KEY", "AWS_SECRET_ACCESS_KEY"}
+    assert not named & set(SECRETS)
     assert deployment["envSecrets"]
 
 
