@@ -1,4 +1,4 @@
-"""Shared fixtures: a throwaway MariaDB database and a moto S3 endpoint per test.
+"""Shared fixtures: throwaway MariaDB and Postgres databases and a moto S3 endpoint per test.
 
 MariaDB tests skip on a developer machine without a server but fail under CI (``CI=true``), so
 a broken CI service can never turn the warehouse tests into silent skips.
@@ -21,6 +21,7 @@ from spotify_platform.event_storage import ensure_instance_settings
 from spotify_platform_tests.private_mariadb import PrivateMariaDB, find_binary
 
 DEFAULT_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/?charset=utf8mb4"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -174,3 +175,28 @@ def project_instance(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dags
     with DagsterInstance.get() as instance:
         assert type(instance.event_log_storage).__name__ == "BatchingSqliteEventLogStorage"
         yield instance
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[sa.URL]:
+    """A fresh `spt_test_*` Postgres database for the instance's storage, dropped after."""
+    server = sa.make_url(os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
+    admin = sa.create_engine(
+        server.set(drivername="postgresql+psycopg2"),
+        isolation_level="AUTOCOMMIT",
+        poolclass=sa.NullPool,
+    )
+    name = f"spt_test_{secrets.token_hex(6)}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        if _in_ci():
+            pytest.fail(f"PostgreSQL at {server.host}:{server.port} is not usable: {exc.orig!r}")
+        pytest.skip(f"PostgreSQL at {server.host}:{server.port} is not usable")
+    try:
+        yield server.set(database=name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

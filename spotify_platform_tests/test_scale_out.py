@@ -6,13 +6,11 @@ their own (the multiprocess executor), warehouse steps held to the `warehouse` p
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,34 +22,8 @@ from dagster._core.storage.tags import BACKFILL_ID_TAG, PARTITION_NAME_TAG
 from spotify_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
 DEPLOY_YAML = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DAYS = ["2026-03-02", "2026-03-03"]
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture
-def postgres_database() -> Iterator[sa.URL]:
-    """A fresh `spt_test_*` Postgres database for the instance's storage, dropped after."""
-    server = sa.make_url(os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
-    admin = sa.create_engine(
-        server.set(drivername="postgresql+psycopg2"),
-        isolation_level="AUTOCOMMIT",
-        poolclass=sa.NullPool,
-    )
-    name = f"spt_test_{secrets.token_hex(6)}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL at {server.host}:{server.port} is not usable: {exc.orig!r}")
-        pytest.skip(f"PostgreSQL at {server.host}:{server.port} is not usable")
-    try:
-        yield server.set(database=name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _environment(home: Path, pg: sa.URL, mysql_url: str, lake: Path) -> dict[str, str]:
