@@ -186,9 +186,6 @@ def test_a_partition_launched_through_graphql_succeeds_with_its_checks(
     grpc_port, web_port = _free_port(), _free_port()
     env = _environment(home, postgres_database, mysql_url, lake)
     env.update(DAGSTER_CODE_SERVER_HOST="127.0.0.1", DAGSTER_CODE_SERVER_PORT=str(grpc_port))
-    # Goes once the run creates the warehouse schema itself (the schema set-up of issue 18).
-    warehouse = WarehouseResource(url=mysql_url)
-    warehouse.init_schema()
 
     workspace = str(DEPLOY / "workspace.yaml")
     commands = {
@@ -244,6 +241,7 @@ def test_a_partition_launched_through_graphql_succeeds_with_its_checks(
     assert set(evaluated) == planned
     assert all(evaluated.values()), [key for key, ok in evaluated.items() if not ok]
 
+    warehouse = WarehouseResource(url=mysql_url)
     loaded = warehouse.read_frame("SELECT dt, COUNT(*) AS n FROM fact_streams GROUP BY dt")
     assert [str(d)[:10] for d in loaded["dt"]] == [DAY]
     assert (loaded["n"] > 0).all()
