@@ -3,7 +3,7 @@
 import datetime as dt
 import os
 
-from dagster import AssetExecutionContext, DailyPartitionsDefinition
+from dagster import AssetExecutionContext, DailyPartitionsDefinition, MaterializeResult
 
 DEFAULT_PARTITIONS_START = "2010-01-01"
 
@@ -22,6 +22,19 @@ def days_of(context: AssetExecutionContext) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range(count)]
 
 
+def run_summary(context: AssetExecutionContext, metadata: dict) -> MaterializeResult:
+    """The run's figures: a one-day run's on its day; a range's on its last day only, with
+    the range named. Returned for a range, they would be copied onto every day of it, as if
+    each day had the range's totals and the last day's preview."""
+    keys = context.partition_keys if context.has_partition_key_range else []
+    if len(keys) <= 1:
+        return MaterializeResult(metadata=metadata)
+    context.add_asset_metadata(
+        {"run_range": f"{keys[0]}..{keys[-1]}", **metadata}, partition_key=keys[-1]
+    )
+    return MaterializeResult()
+
+
 def day_range(first: dt.date, last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
@@ -30,6 +43,9 @@ def day_range(first: dt.date, last: dt.date) -> list[dt.date]:
 # launching one from a schedule or sensor; 1.13 exports no constant and RunRequest no argument.
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+# The tags Dagster gives a run of one partition and each run of a backfill.
+PARTITION_TAG = "dagster/partition"
+BACKFILL_TAG = "dagster/backfill"
 
 
 def range_tags(first: dt.date, last: dt.date) -> dict[str, str]:

@@ -24,9 +24,9 @@ import requests
 import sqlalchemy as sa
 import yaml
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
-from dagster._core.storage.tags import PARTITION_NAME_TAG
 from dagster_graphql import DagsterGraphQLClient
 
+from spotify_platform.partitions import PARTITION_TAG
 from spotify_platform.resources.warehouse import WarehouseResource
 from spotify_platform_tests.test_scale_out import DEPLOY_YAML, _environment, _failure
 
@@ -208,7 +208,7 @@ def test_a_partition_launched_through_graphql_succeeds_with_its_checks(
         run_id = client.submit_job_execution(
             "daily_pipeline",
             repository_location_name=LOCATION,
-            tags={PARTITION_NAME_TAG: DAY},
+            tags={PARTITION_TAG: DAY},
         )
         status = _wait_for_run(client, run_id, procs, logs)
 
@@ -218,7 +218,7 @@ def test_a_partition_launched_through_graphql_succeeds_with_its_checks(
         with DagsterInstance.get() as instance:
             assert status == DagsterRunStatus.SUCCESS, _failure(instance, run_id)
             run = instance.get_run_by_id(run_id)
-            assert run.tags[PARTITION_NAME_TAG] == DAY
+            assert run.tags[PARTITION_TAG] == DAY
             events = [
                 record.event_log_entry.dagster_event
                 for record in instance.get_records_for_run(run_id).records

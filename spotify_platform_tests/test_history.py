@@ -140,6 +140,15 @@ def test_a_sparse_history_runs_once_with_every_day_materialized_and_right_kpis(
     }
     assert {day for day, m in per_day.items() if "dagster/uri" in m} == played
     assert per_day[min(played)]["dagster/uri"].value == lake.uri(staging_key(min(played)))
+    for name in ("kpi_daily_streams", "kpi_active_users"):  # the run's figures: its last day's
+        records = instance.fetch_materializations(AssetKey(["warehouse", name]), limit=1000)
+        summaries = {
+            r.partition_key: r.asset_materialization.metadata
+            for r in records.records
+            if "preview" in r.asset_materialization.metadata
+        }
+        assert set(summaries) == {LAST.isoformat()}, name
+        assert summaries[LAST.isoformat()]["run_range"].value == f"{FIRST}..{LAST}"
 
     page = lake.read_bytes(dashboard_key(LAST)).decode()
     assert 'id="history-months"' in page and 'id="history-artists"' in page

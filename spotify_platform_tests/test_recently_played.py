@@ -24,8 +24,8 @@ from dagster import (
     Definitions,
     build_resources,
     materialize,
+    serialize_value,
 )
-from dagster._serdes import serialize_value
 from werkzeug import Request, Response
 
 from spotify_platform.assets.api import (
@@ -127,8 +127,9 @@ class FakeWebApi:
         if request.path == "/api/token" and request.method == "POST":
             return self.token(request)
         if self.retry_after is not None:
-            return self.json(self.error(429, "API rate limit exceeded"), 429,
-                             {"Retry-After": self.retry_after})
+            return self.json(
+                self.error(429, "API rate limit exceeded"), 429, {"Retry-After": self.retry_after}
+            )
         auth = request.headers.get("Authorization", "")
         refresh = self.owner.get(auth.removeprefix("Bearer "))
         if refresh is None or refresh in self.revoked:
@@ -306,9 +307,7 @@ def test_second_fetch_asks_after_the_cursor_and_lands_only_new_plays(api, lake) 
     assert cursor(lake, ALICE)["last_played_at_ms"] == ms(max(newer)), "an empty fetch keeps it"
 
 
-def test_a_rerun_before_the_cursor_is_written_overwrites_instead_of_duplicating(
-    api, lake
-) -> None:
+def test_a_rerun_before_the_cursor_is_written_overwrites_instead_of_duplicating(api, lake) -> None:
     accounts = api.accounts(refresh_tokens_json=json.dumps(only(ALICE)))
     api.play(ALICE, [START - dt.timedelta(minutes=4 * i) for i in range(4)])
     assert run(api, lake, accounts=accounts).success
@@ -320,9 +319,7 @@ def test_a_rerun_before_the_cursor_is_written_overwrites_instead_of_duplicating(
     assert landed(lake) == first_files
 
 
-def test_plays_at_or_before_the_cursor_are_dropped_whatever_the_server_returns(
-    api, lake
-) -> None:
+def test_plays_at_or_before_the_cursor_are_dropped_whatever_the_server_returns(api, lake) -> None:
     accounts = api.accounts(refresh_tokens_json=json.dumps(only(ALICE)))
     api.play(ALICE, [START - dt.timedelta(hours=1, minutes=4 * i) for i in range(3)])
     assert run(api, lake, accounts=accounts).success

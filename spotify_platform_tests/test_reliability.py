@@ -30,8 +30,13 @@ import pytest
 import requests
 import sqlalchemy as sa
 from botocore.exceptions import EndpointConnectionError
-from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
-from dagster._serdes import serialize_value
+from dagster import (
+    DagsterInstance,
+    SensorResult,
+    SkipReason,
+    build_sensor_context,
+    serialize_value,
+)
 
 from spotify_platform import cli
 from spotify_platform.definitions import build_definitions

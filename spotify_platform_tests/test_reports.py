@@ -25,15 +25,11 @@ from dagster import (
     define_asset_job,
     materialize,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from spotify_platform import reports
 from spotify_platform.assets.reports import KPI_TABLES, dashboard, days_to_render
 from spotify_platform.layout import dashboard_key
-from spotify_platform.partitions import daily_partitions
+from spotify_platform.partitions import daily_partitions, range_tags
 from spotify_platform.reports import DashboardData, insights, render_dashboard
 from spotify_platform.resources.lake import LakeResource
 from spotify_platform_tests.harness import make_resources, run_days
@@ -550,10 +546,7 @@ def _run_range(resources: dict, first: dt.date, last: dt.date) -> None:
     defs = Definitions(assets=[dashboard], jobs=[job], resources=resources)
     result = defs.resolve_job_def("dashboards").execute_in_process(
         instance=DagsterInstance.ephemeral(),
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-            ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-        },
+        tags=range_tags(first, last),
     )
     assert result.success
 

@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, EventRecordsFilter
-from dagster._core.storage.tags import BACKFILL_ID_TAG, PARTITION_NAME_TAG
 
+from spotify_platform.partitions import BACKFILL_TAG, PARTITION_TAG
 from spotify_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
 DEPLOY_YAML = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
@@ -142,7 +142,7 @@ def _wait_for_runs(instance, count: int, daemon: subprocess.Popen, log: Path, ti
     done = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        runs = [run for run in instance.get_runs() if BACKFILL_ID_TAG in run.tags]
+        runs = [run for run in instance.get_runs() if BACKFILL_TAG in run.tags]
         if len(runs) >= count and all(run.status in done for run in runs):
             return runs
         if daemon.poll() is not None:
@@ -153,8 +153,8 @@ def _wait_for_runs(instance, count: int, daemon: subprocess.Popen, log: Path, ti
 
 def _check_runs(instance, runs) -> None:
     assert len(runs) == len(DAYS)
-    assert sorted(run.tags[PARTITION_NAME_TAG] for run in runs) == DAYS
-    assert len({run.tags[BACKFILL_ID_TAG] for run in runs}) == 1
+    assert sorted(run.tags[PARTITION_TAG] for run in runs) == DAYS
+    assert len({run.tags[BACKFILL_TAG] for run in runs}) == 1
     for run in runs:
         assert run.status == DagsterRunStatus.SUCCESS, _failure(instance, run.run_id)
         # Queued by the submitting CLI, then launched by the daemon's run queue.

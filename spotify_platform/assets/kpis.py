@@ -16,7 +16,7 @@ from dagster import (
 )
 
 from spotify_platform import kpis, lifecycle, sessions
-from spotify_platform.partitions import daily_partitions, days_of
+from spotify_platform.partitions import daily_partitions, days_of, run_summary
 from spotify_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 from spotify_platform.schemas import (
     KpiActiveUsers,
@@ -67,12 +67,13 @@ def kpi_daily_streams(
     sums = warehouse.read_frame(kpis.query(kpis.DAILY_SUMS_SQL, first=days[0], last=days[-1]))
     frame = KpiDailyStreams.validate(kpis.daily_streams(sums, days))
     warehouse.replace_days("kpi_daily_streams", days, frame)
-    return MaterializeResult(
-        metadata={
+    return run_summary(
+        context,
+        {
             "days": len(frame),
             "streams": int(frame["streams"].sum()),
             "preview": _preview(frame.tail(10)),
-        }
+        },
     )
 
 
@@ -129,14 +130,15 @@ def kpi_active_users(context: AssetExecutionContext, warehouse: WarehouseResourc
         warehouse.replace_days("kpi_active_users", days + later, frame)
     yield from _windowed(context.asset_key, later)
     last = frame[frame["dt"] == pd.Timestamp(days[-1])].iloc[0]
-    yield MaterializeResult(
-        metadata={
+    yield run_summary(
+        context,
+        {
             "dau": int(last["dau"]),
             "wau": int(last["wau"]),
             "mau": int(last["mau"]),
             "later_days_recomputed": len(later),
             "preview": _preview(frame.tail(10)),
-        }
+        },
     )
 
 
@@ -157,8 +159,8 @@ def kpi_churn(context: AssetExecutionContext, warehouse: WarehouseResource):
         frame = KpiChurn.validate(pd.DataFrame(rows))
         warehouse.replace_days("kpi_churn", days + later, frame)
     yield from _windowed(context.asset_key, later)
-    yield MaterializeResult(
-        metadata={"later_days_recomputed": len(later), "preview": _preview(frame.tail(10))}
+    yield run_summary(
+        context, {"later_days_recomputed": len(later), "preview": _preview(frame.tail(10))}
     )
 
 
@@ -176,12 +178,13 @@ def kpi_retention(context: AssetExecutionContext, warehouse: WarehouseResource):
         counts = warehouse.read_frame(kpis.retention_query(warehouse.dialect))
         frame = KpiRetention.validate(kpis.retention(counts))
         warehouse.replace_all("kpi_retention", frame)
-    return MaterializeResult(
-        metadata={
+    return run_summary(
+        context,
+        {
             "cohorts": int(frame["cohort_week"].nunique()),
             "rows": len(frame),
             "preview": _preview(frame[frame["week_offset"] <= 4].tail(10)),
-        }
+        },
     )
 
 
@@ -196,7 +199,7 @@ def _ranged(
     grouped = warehouse.read_frame(kpis.query(sql, first=days[0], last=days[-1]))
     frame = shape(grouped)
     warehouse.replace_days(table, days, frame)
-    return MaterializeResult(metadata={"rows": len(frame), "preview": _preview(frame)})
+    return run_summary(context, {"rows": len(frame), "preview": _preview(frame)})
 
 
 @asset(
@@ -285,7 +288,7 @@ def kpi_top_artists(
     frame = KpiTopArtists.validate(kpis.top_list(grouped, ["artist_name"]))
     frame = frame[["dt", "rank", "artist_name", "streams", "listeners", "minutes_played"]]
     warehouse.replace_days("kpi_top_artists", days, frame)
-    return MaterializeResult(metadata={"rows": len(frame), "preview": _preview(frame)})
+    return run_summary(context, {"rows": len(frame), "preview": _preview(frame)})
 
 
 @asset(
@@ -313,7 +316,7 @@ def kpi_top_tracks(
         ]
     ]
     warehouse.replace_days("kpi_top_tracks", days, frame)
-    return MaterializeResult(metadata={"rows": len(frame), "preview": _preview(frame)})
+    return run_summary(context, {"rows": len(frame), "preview": _preview(frame)})
 
 
 @asset(
@@ -340,8 +343,8 @@ def kpi_growth_accounting(
         warehouse.replace_where(
             "kpi_growth_accounting", lifecycle.replaced_periods(t, periods, first_stream), frame
         )
-    return MaterializeResult(
-        metadata={"periods_computed": len(frame), "preview": _preview(frame.tail(10))}
+    return run_summary(
+        context, {"periods_computed": len(frame), "preview": _preview(frame.tail(10))}
     )
 
 
@@ -368,14 +371,15 @@ def kpi_listeners_at_risk(context: AssetExecutionContext, warehouse: WarehouseRe
         warehouse.replace_days("kpi_listeners_at_risk", days + later, frame)
     yield from _windowed(context.asset_key, later)
     last = frame[frame["dt"] == pd.Timestamp(days[-1])]
-    yield MaterializeResult(
-        metadata={
+    yield run_summary(
+        context,
+        {
             "rows": len(frame),
             "at_risk": int(last["at_risk"].sum()),
             "active_28d": int(last["active_28d"].sum()),
             "later_days_recomputed": len(later),
             "preview": _preview(last.sort_values("at_risk", ascending=False)),
-        }
+        },
     )
 
 
@@ -411,10 +415,11 @@ def kpi_sessions(context: AssetExecutionContext, warehouse: WarehouseResource):
         frame = KpiSessions.validate(sessions.daily(found, wanted))
         warehouse.replace_days("kpi_sessions", wanted, frame)
     yield from _windowed(context.asset_key, neighbours, "recomputed: sessions cross midnight")
-    yield MaterializeResult(
-        metadata={
+    yield run_summary(
+        context,
+        {
             "sessions": int(frame["sessions"].sum()),
             "neighbour_days_recomputed": len(neighbours),
             "preview": _preview(frame.tail(10)),
-        }
+        },
     )

@@ -16,7 +16,7 @@ from dagster import (
 
 from spotify_platform import lifecycle_report, reports
 from spotify_platform.layout import dashboard_key
-from spotify_platform.partitions import daily_partitions, days_of
+from spotify_platform.partitions import daily_partitions, days_of, run_summary
 from spotify_platform.resources.lake import LakeResource
 from spotify_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource, typed_frame
 from spotify_platform.tables import TABLES
@@ -211,12 +211,13 @@ def dashboard(
         key = dashboard_key(day)
         lake.write_bytes(key, page)
         context.log.info(f"dashboard of {day} written to {lake.uri(key)} ({len(page):,} bytes)")
-    return MaterializeResult(
-        metadata={
+    return run_summary(
+        context,
+        {
             "path": MetadataValue.path(lake.uri(key)),
             "size_bytes": MetadataValue.int(len(page)),
             "day": MetadataValue.text(day.isoformat()),
             "rendered_days": MetadataValue.int(len(rendered)),
             **_insight_metadata(reports.insights(data)),
-        }
+        },
     )
