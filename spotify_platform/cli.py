@@ -55,7 +55,8 @@ def init_warehouse() -> list[str]:
 
     warehouse = resolved("warehouse")
     created = warehouse.init_schema()
-    print(f"warehouse {warehouse.display_url}: {len(created)} tables created, schema up to date")
+    made = f" ({len(created)} tables created)" if created else ""
+    print(f"warehouse {warehouse.display_url}: schema up to date{made}")
     password = os.environ.get("BI_READONLY_PASSWORD")
     if password and warehouse.dialect != "sqlite":
         user = os.environ.get("BI_READONLY_USER", "bi_reader")
