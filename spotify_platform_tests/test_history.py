@@ -140,6 +140,13 @@ def test_a_sparse_history_runs_once_with_every_day_materialized_and_right_kpis(
     }
     assert {day for day, m in per_day.items() if "dagster/uri" in m} == played
     assert per_day[min(played)]["dagster/uri"].value == lake.uri(staging_key(min(played)))
+    run_id = instance.get_runs(limit=1)[0].run_id
+    records = instance.get_records_for_run(run_id, limit=100_000).records
+    log = [r.event_log_entry.user_message for r in records]
+    staging = [m for m in log if "days with raw files" in m]
+    assert staging and f"{len(played):,} of {len(played):,} days with raw files" in staging[-1]
+    loads = [m for m in log if m.startswith("fact_streams: ") and "plays/s" in m]
+    assert loads and f"{len(days):,} of {len(days):,} days, {len(plays):,} plays" in loads[-1]
     for name in ("kpi_daily_streams", "kpi_active_users"):  # the run's figures: its last day's
         records = instance.fetch_materializations(AssetKey(["warehouse", name]), limit=1000)
         summaries = {

@@ -8,6 +8,7 @@ import pickle
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
@@ -172,6 +173,16 @@ def _land_big_days(
         return list(pool.map(lambda day: _land(lake, key, day, list(raw[day])), days))
 
 
+def _so_far(landed: dict[dt.date, dict], days: int, started: float) -> str:
+    """The step's progress after a group: days staged of those with raw files, and its rate."""
+    records = sum(stats["raw_records"] for stats in landed.values())
+    elapsed = max(time.monotonic() - started, 1e-9)
+    return (
+        f"; {len(landed):,} of {days:,} days with raw files, {records:,} records in "
+        f"{elapsed:.1f} s ({records / elapsed:,.0f} plays/s)"
+    )
+
+
 def _group_line(days: list[dt.date], stats: dict[dt.date, dict]) -> str:
     span = f"{days[0]}" if len(days) == 1 else f"{days[0]}..{days[-1]} ({len(days)} days)"
     total = {
@@ -325,14 +336,15 @@ def staging_streams(context: AssetExecutionContext, lake: LakeResource, identity
 
     sizes = {day: sum(raw[day].values()) for day in days}
     landed: dict[dt.date, dict] = {}
+    started = time.monotonic()
     for group in _small_day_groups(days, sizes):
         group_stats = _land_days(lake, key, group, raw)
         landed.update(group_stats)
-        context.log.info(_group_line(group, group_stats))
+        context.log.info(_group_line(group, group_stats) + _so_far(landed, len(days), started))
     big = [day for day in days if day not in landed]
     for day, stats in zip(big, _land_big_days(lake, key, big, raw, sizes), strict=True):
         landed[day] = stats
-        context.log.info(_group_line([day], {day: stats}))
+        context.log.info(_group_line([day], {day: stats}) + _so_far(landed, len(days), started))
     by_day = {
         day.isoformat(): landed.get(day) or _stats(StagedDay(day, pd.DataFrame(), pd.DataFrame()))
         for day in all_days

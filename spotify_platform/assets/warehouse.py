@@ -3,6 +3,8 @@
 import datetime as dt
 import hashlib
 import json
+import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 
 import pandas as pd
@@ -93,16 +95,19 @@ def _load_batches(
     days: list[dt.date],
     tables: StagedTables,
     build: Callable[[pd.DataFrame], pd.DataFrame] = lambda frame: frame,
+    log: logging.Logger | None = None,
 ) -> dict[str, int]:
     """Replace `table`'s rows for `days` by `build` of their staged rows, batch by batch;
-    rows loaded per day.
+    rows loaded per day. Each batch is logged as it is committed, with its rate.
 
     `build` sees a whole batch at once (it groups by dt among its keys), so a month of small
     days is built in a few calls rather than thirty; days without staged rows lose any rows
     they had.
     """
     per_day: dict[str, int] = {}
+    started, plays = time.monotonic(), 0
     for batch, staged in day_batches(tables, warehouse.batch_rows):
+        plays += staged.shape[0] if staged is not None else 0
         frame = build(staged) if staged is not None else pd.DataFrame({"dt": []})
         del staged
         counts = pd.to_datetime(frame["dt"]).value_counts()
@@ -113,7 +118,21 @@ def _load_batches(
         per_day.update({d.isoformat(): int(counts.get(pd.Timestamp(d), 0)) for d in batch})
         del frame
         release_memory(rows)
+        if log is not None:
+            log.info(_progress_line(table, batch, rows, len(per_day), len(days), plays, started))
     return per_day
+
+
+def _progress_line(
+    table: str, batch: list[dt.date], rows: int, done: int, total: int, plays: int, started: float
+) -> str:
+    """A committed batch: its days and rows, then the step so far (days, plays, rate)."""
+    elapsed = max(time.monotonic() - started, 1e-9)
+    span = f"{batch[0]}" if len(batch) == 1 else f"{batch[0]}..{batch[-1]}"
+    return (
+        f"{table}: {span} loaded ({rows:,} rows); {done:,} of {total:,} days, {plays:,} plays "
+        f"in {elapsed:.1f} s ({plays / elapsed:,.0f} plays/s)"
+    )
 
 
 @asset(
@@ -128,7 +147,9 @@ def fact_streams(
     warehouse.check_connection()
 
     days = days_of(context)
-    per_day = _load_batches(warehouse, "fact_streams", days, staged_tables(lake, days))
+    per_day = _load_batches(
+        warehouse, "fact_streams", days, staged_tables(lake, days), log=context.log
+    )
     _partition_row_counts(context, per_day)
     context.log.info(f"fact_streams: {sum(per_day.values())} rows over {len(per_day)} days")
     return MaterializeResult(metadata={"table": warehouse.display_url + "#fact_streams"})
@@ -168,6 +189,7 @@ def _aggregate_asset(
             days,
             staged_tables(lake, days, columns),
             lambda staged: model.validate(build(staged)),
+            log=context.log,
         )
         _partition_row_counts(context, per_day)
         return MaterializeResult()
