@@ -1,4 +1,4 @@
-"""Cross-asset checks: rules that relate one asset's data to another's (DESIGN §7).
+"""Cross-asset checks: rules that relate one asset's data to another's.
 
 Partitioned checks run for the days of their run (one day, or a single-run backfill's range)
 and pass only if every day passes; the metadata names the days that did not.

@@ -1,4 +1,4 @@
-"""`spotify-platform`: the demo, schema set-up and ranged runs through Dagster (DESIGN §7)."""
+"""`spotify-platform`: the demo, schema set-up and ranged runs through Dagster."""
 
 import argparse
 import datetime as dt

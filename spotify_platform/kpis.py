@@ -1,4 +1,4 @@
-"""KPI maths (DESIGN §5): set-based SQL over the warehouse plus small pandas steps.
+"""KPI maths: set-based SQL over the warehouse plus small pandas steps.
 
 Queries take their days as typed parameters and run unchanged on MySQL/MariaDB and SQLite.
 Nothing here imports Dagster; assets, the CLI and the benchmark all call these functions.

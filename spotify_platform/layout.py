@@ -1,4 +1,4 @@
-"""Lake keys (DESIGN §3): the same layout on S3 and in the local lake folder."""
+"""Lake keys: the same layout on S3 and in the local lake folder."""
 
 import datetime as dt
 

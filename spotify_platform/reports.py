@@ -1,4 +1,4 @@
-"""The daily dashboard (DESIGN §3 `reports/dashboard`) and the insights written on it.
+"""The daily dashboard (`reports/dashboard/` in the lake) and the insights written on it.
 
 Pure: pandas and plotly only, no Dagster and no I/O, so the asset, the CLI and the tests share
 one implementation. The page is a single self-contained HTML file: plotly.js is embedded once
@@ -1120,7 +1120,7 @@ def render_dashboard(data: DashboardData, day: dt.date) -> str:
         "".join(_card_html(c) for c in cards),
         "</div></main>",
         '<footer class="wrap">Streams are track plays of at least 30 seconds; days are UTC; '
-        "definitions in DESIGN §5.</footer>",
+        "definitions in the project's README.</footer>",
         "</body></html>",
     ]
     return "\n".join(p for p in parts if p)

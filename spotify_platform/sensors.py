@@ -54,7 +54,7 @@ def uploads_sensor(context: SensorEvaluationContext, lake: LakeResource):
     uploads = pending_uploads(lake)
     if not uploads:
         return SkipReason("no new uploads")
-    # The folder is the account's real name: logs name the file only (DESIGN §4).
+    # The folder is the account's real name: logs name the file only.
     names = ", ".join(repr(u.file_name) for u in uploads)
     context.log.info(f"{len(uploads)} uploads waiting: {names}")
     return SensorResult(run_requests=[import_request(u) for u in uploads])

@@ -1,7 +1,7 @@
 """KPIs computed straight from raw records with plain pandas, independently of the platform.
 
-Written from DESIGN §5 alone, so a test that compares the warehouse to these numbers checks
-the platform's whole path, not a copy of its code.
+Written from the KPI definitions alone, so a test that compares the warehouse to these numbers
+checks the platform's whole path, not a copy of its code.
 """
 
 import pandas as pd

@@ -52,7 +52,7 @@ def _legacy_export(history: pd.DataFrame) -> list[dict]:
 
 
 def _expected(extended: pd.DataFrame, legacy: list[dict]) -> pd.DataFrame:
-    """Raw-shaped records of both people, duplicates (DESIGN §5) counted once."""
+    """Raw-shaped records of both people, duplicates counted once."""
     first = extended.assign(account_id="ext")
     second = pd.DataFrame(
         {

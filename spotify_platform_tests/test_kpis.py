@@ -1,4 +1,4 @@
-"""Every KPI table against an independent pandas computation (DESIGN §5)."""
+"""Every KPI table against an independent pandas computation."""
 
 import datetime as dt
 import zoneinfo

@@ -290,7 +290,7 @@ def test_a_connection_killed_mid_load_is_retried_to_completion(
 
 
 def unique_plays(raw: pd.DataFrame) -> pd.DataFrame:
-    """Raw records with duplicates (DESIGN §5: account, end second, content, ms) dropped."""
+    """Raw records with duplicates (same account, end second, content, ms) dropped."""
     content = (
         raw["spotify_track_uri"]
         .fillna(raw["spotify_episode_uri"])

@@ -1,4 +1,4 @@
-"""spotipy against a local server that answers like the 2026 Web API (FIELD_NOTES).
+"""spotipy against a local server that answers like the 2026 Web API.
 
 The server is pytest-httpserver with one handler that routes like Spotify: the token endpoint,
 single and batch lookups, recently-played with absolute `next` links, and scripted failures

@@ -1,4 +1,4 @@
-"""KPI layer: one warehouse table per KPI of DESIGN §5, keyed by day."""
+"""KPI layer: one warehouse table per KPI, keyed by day."""
 
 import datetime as dt
 from collections.abc import Iterator
@@ -83,7 +83,7 @@ def _later_days(
     """Days after the run's range whose window includes it and that were already computed.
 
     A late or re-loaded day changes the windowed KPIs of the days after it; they are
-    recomputed in the same run and reported as materialized (DESIGN §7's explicit rule).
+    recomputed in the same run and reported as materialized.
     Callers hold the table's `warehouse.exclusive` lock from this read to their write, so a
     run over an overlapping range cannot slip stale windows in between.
     """

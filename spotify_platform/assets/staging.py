@@ -293,7 +293,7 @@ def _land_with_helpers(lake: LakeResource, key: bytes, days: list[dt.date]) -> l
             deps=[RAW],
             group_name="staging",
             kinds={"s3", "parquet", "pandas"},
-            description="Canonical stream records (DESIGN §4) that passed the staging contract.",
+            description="Canonical stream records that passed the staging contract.",
         ),
         AssetSpec(
             QUARANTINE,

@@ -1,4 +1,4 @@
-"""Resources, one per external system, configured from the environment (DESIGN §2)."""
+"""Resources, one per external system, configured from the environment."""
 
 import os
 

@@ -1,6 +1,6 @@
 """The lake: an S3 bucket/prefix in production, a local folder as the embedded default.
 
-Both backends share one key layout (DESIGN §3). Writes are atomic for readers: a local file is
+Both backends share one key layout (`layout.py`). Writes are atomic for readers: a local file is
 written beside its target and renamed into place; an S3 PUT or multipart upload only becomes
 visible once complete.
 """

@@ -1,6 +1,6 @@
 """The live Spotify Web API through spotipy: the catalog resource and recently-played client.
 
-Shaped by the API as it behaves in 2026 (FIELD_NOTES "Spotify Web API", "spotipy pitfalls"):
+Shaped by the API as it behaves in 2026:
 
 - Development-mode apps get 403 from the batch lookups, so single lookups are the default and
   the batch path sits behind `batch_lookups`, falling back to single lookups on 403.

@@ -1,4 +1,4 @@
-"""Raw records → canonical stream records (DESIGN §4), validated by the staging contract.
+"""Raw records → canonical stream records, validated by the staging contract.
 
 `stage_day` is the whole staging step for one day as a pure function: typing, derivation,
 pseudonymisation, de-duplication and validation. Every raw record ends up exactly once as a

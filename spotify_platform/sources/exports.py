@@ -1,4 +1,4 @@
-"""Spotify data exports → raw landing records (DESIGN §3, source 2). Pure: no Dagster, no lake.
+"""Spotify data exports → raw landing records. Pure: no Dagster, no lake.
 
 People download their history in several shapes that changed over the years: the extended
 history (`Streaming_History_Audio_*.json`, `Streaming_History_Video_*.json`, the older
