@@ -751,17 +751,24 @@ def test_datetimes_after_2038_round_trip_exactly(bulk_load: str, mysql_url: str)
 MILLION = 1_000_000
 PEAK_RSS_LIMIT = 1.5 * GIB
 MEASURE_IN_CHILD = """
-import datetime as dt, json, resource, sys, time
+import datetime as dt, json, re, sys, time
 from spotify_platform.resources.lake import LakeResource
 from spotify_platform.resources.warehouse import WarehouseResource
 url, lake_url, key, mode, day = sys.argv[1:]
+
+def peak_rss():
+    # This process's own high-water mark. ru_maxrss would not do: Linux carries the parent's
+    # peak across fork and exec, so a child of a large pytest process reported pytest's peak.
+    status = open("/proc/self/status").read()
+    return int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)) * 1024
+
 started = time.monotonic()
 frame = LakeResource(url=lake_url).read_parquet(key)
 warehouse = WarehouseResource(url=url, bulk_load=mode)
 rows = warehouse.replace_days("fact_streams", [dt.date.fromisoformat(day)], frame)
 print(json.dumps({"rows": rows, "path": warehouse.load_path,
                   "seconds": time.monotonic() - started,
-                  "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                  "peak_rss": peak_rss()}))
 """
 
 
