@@ -18,7 +18,7 @@ install: $(STAMP)
 
 # The local instance's dagster.yaml: Dagster's SQLite storage, asset events written in batches.
 instance: $(STAMP)
-	$(BIN)/python -m spotify_platform.event_storage $(DAGSTER_HOME)
+	$(BIN)/python -m spotify_platform.defs.event_storage $(DAGSTER_HOME)
 
 demo: instance
 	$(BIN)/spotify-platform demo
@@ -40,7 +40,7 @@ bench: $(STAMP)
 
 # The next warehouse schema revision, generated from the contracts: make migration MESSAGE="..."
 migration: $(STAMP)
-	$(BIN)/python -m spotify_platform.migrations "$(MESSAGE)"
+	$(BIN)/python -m spotify_platform.core.warehouse.migrations "$(MESSAGE)"
 
 clean:
 	rm -rf .data .bench

@@ -1,8 +1,5 @@
-"""spotify_platform: Spotify listening data to lake, warehouse and KPIs, as Dagster assets."""
+"""spotify_platform: Spotify listening data to lake, warehouse and KPIs, as Dagster assets.
 
-import warnings
-
-from dagster import BetaWarning, PreviewWarning
-
-warnings.filterwarnings("ignore", category=BetaWarning)
-warnings.filterwarnings("ignore", category=PreviewWarning)
+`core` is plain Python over pandas, Arrow and SQLAlchemy; `defs` is the Dagster layer on top of
+it; `definitions.py` gathers the code location. docs/architecture.md walks through them.
+"""

@@ -108,15 +108,15 @@ class Stages:
 
 
 def _warehouse(url: str):
-    from spotify_platform.resources.warehouse import WarehouseResource
+    from spotify_platform.defs.resources.warehouse import WarehouseResource
 
     return WarehouseResource(url=url)
 
 
 def generate_worker(spec: dict) -> dict:
     """Simulate the days and land them as raw JSON lines files, one per day."""
-    from spotify_platform.sources.raw import encode_jsonl_gz
-    from spotify_platform.sources.simulator import ListeningSimulator
+    from spotify_platform.core.sources.raw import encode_jsonl_gz
+    from spotify_platform.core.sources.simulator import ListeningSimulator
 
     first = dt.date.fromisoformat(spec["first"])
     accounts = ListeningSimulator.accounts_for(spec["events"])
@@ -137,7 +137,7 @@ def generate_worker(spec: dict) -> dict:
 
 
 def raw_key(day: dt.date) -> str:
-    from spotify_platform.layout import raw_key as key
+    from spotify_platform.core.lake.layout import raw_key as key
 
     return key(day, "simulator", "events")
 
@@ -147,12 +147,12 @@ def seed_worker(spec: dict) -> dict:
     import numpy as np
     import pandas as pd
 
-    from spotify_platform import kpis
-    from spotify_platform.sources.canonical import SKIP_REASONS, STAGING_COLUMNS, STREAM_MIN_MS
-    from spotify_platform.sources.countries import local_hour
-    from spotify_platform.sources.identity import event_ids, name_ids, pseudonymise
-    from spotify_platform.sources.platforms import normalise_platform
-    from spotify_platform.sources.simulator import build_catalog
+    from spotify_platform.core.kpis import measures as kpis
+    from spotify_platform.core.sources.countries import local_hour
+    from spotify_platform.core.sources.identity import event_ids, name_ids, pseudonymise
+    from spotify_platform.core.sources.platforms import normalise_platform
+    from spotify_platform.core.sources.simulator import build_catalog
+    from spotify_platform.core.staging.canonical import SKIP_REASONS, STAGING_COLUMNS, STREAM_MIN_MS
 
     day = dt.date.fromisoformat(spec["day"])
     warehouse = _warehouse(spec["url"])
@@ -345,7 +345,7 @@ def _stage_of(step_key: str) -> str:
     """Asset steps by layer; every other step of the job is an asset check."""
     if step_key in STEP_STAGES:
         return STEP_STAGES[step_key]
-    from spotify_platform.tables import TABLES
+    from spotify_platform.core.contracts.tables import TABLES
 
     if step_key.removeprefix("warehouse__") in TABLES and step_key.startswith("warehouse__kpi_"):
         return "KPIs"
@@ -411,14 +411,14 @@ def _group_steps(steps: list[dict]) -> list[dict]:
 
 
 def _resources(spec: dict) -> dict:
-    from spotify_platform.resources import (
+    from spotify_platform.defs.resources import (
         IdentityResource,
         LakeResource,
         SimulatorResource,
         WarehouseResource,
     )
-    from spotify_platform.resources.spotify import OfflineCatalogResource
-    from spotify_platform.resources.spotify_accounts import SpotifyAccountsResource
+    from spotify_platform.defs.resources.catalog import OfflineCatalogResource
+    from spotify_platform.defs.resources.spotify_accounts import SpotifyAccountsResource
 
     return {
         "lake": LakeResource(url=f"file://{Path(spec['lake']).absolute()}"),
@@ -441,10 +441,11 @@ def kpi_worker(spec: dict) -> dict:
     import pandas as pd
     from dagster import AssetSelection, DagsterInstance, materialize
 
-    from spotify_platform import kpis, lifecycle, sessions
-    from spotify_platform.assets import kpis as kpi_assets
     from spotify_platform.cli import QUIET_RUN_CONFIG
-    from spotify_platform.layout import staging_key
+    from spotify_platform.core.kpis import lifecycle, sessions
+    from spotify_platform.core.kpis import measures as kpis
+    from spotify_platform.core.lake.layout import staging_key
+    from spotify_platform.defs.assets import kpis as kpi_assets
 
     resources = _resources(spec)
     warehouse = resources["warehouse"]
@@ -526,7 +527,8 @@ def _shifted(base, day: dt.date, accounts, offset: int):
 
 def explain_kpis(warehouse, day: dt.date) -> dict[str, list[dict]]:
     """EXPLAIN of every KPI query for one day: table, access type, key, rows estimate."""
-    from spotify_platform import kpis, lifecycle
+    from spotify_platform.core.kpis import lifecycle
+    from spotify_platform.core.kpis import measures as kpis
 
     plans = {}
     queries = {**kpis.queries_for_day(day), **lifecycle.queries_for_day(day)}
@@ -587,7 +589,7 @@ class Server:
         """Order-independent digest of fact_streams: the same rows give the same figures."""
         import sqlalchemy as sa
 
-        from spotify_platform.tables import TABLES
+        from spotify_platform.core.contracts.tables import TABLES
 
         columns = ", ".join(f"COALESCE(`{c.name}`, '~')" for c in TABLES["fact_streams"].columns)
         engine = sa.create_engine(db_url, poolclass=sa.NullPool)

@@ -31,7 +31,7 @@ SHAPES = {
 
 
 def _specs(shape: dict, scale: float):
-    from spotify_platform.sources.histories import HistorySpec, four_listeners
+    from spotify_platform.core.sources.histories import HistorySpec, four_listeners
 
     first = dt.date.fromisoformat(shape["first"])
     last = dt.date.fromisoformat(shape["last"])
@@ -47,10 +47,10 @@ def history_worker(spec: dict) -> dict:
 
     from spotify_platform.bench import RssSampler, _group_steps, _resources
     from spotify_platform.cli import run_range
+    from spotify_platform.core.lake.ingest import import_history
+    from spotify_platform.core.sources.histories import active_days, export_files
     from spotify_platform.definitions import build_definitions
-    from spotify_platform.event_storage import instance_settings
-    from spotify_platform.ingest import import_history
-    from spotify_platform.sources.histories import active_days, export_files
+    from spotify_platform.defs.event_storage import instance_settings
 
     shape = SHAPES[spec["shape"]]
     specs = _specs(shape, spec.get("scale", 1.0))

@@ -18,7 +18,7 @@ def _instance():
     """The Dagster instance of DAGSTER_HOME (default .data/dagster_home), so runs show in the UI."""
     from dagster import DagsterInstance
 
-    from spotify_platform.event_storage import ensure_instance_settings
+    from spotify_platform.defs.event_storage import ensure_instance_settings
 
     home = os.environ.setdefault("DAGSTER_HOME", str(Path(".data/dagster_home").absolute()))
     ensure_instance_settings(home)
@@ -27,7 +27,7 @@ def _instance():
 
 def run_range(first: dt.date, last: dt.date, defs=None, instance=None, quiet: bool = True) -> bool:
     """Materialize the daily pipeline for first..last as one Dagster run (single-run backfill)."""
-    from spotify_platform.partitions import range_tags
+    from spotify_platform.defs.partitions import range_tags
 
     if defs is None:
         from spotify_platform.definitions import build_definitions
@@ -51,7 +51,7 @@ def run_range(first: dt.date, last: dt.date, defs=None, instance=None, quiet: bo
 
 
 def init_warehouse() -> list[str]:
-    from spotify_platform.resources import resolved
+    from spotify_platform.defs.resources import resolved
 
     warehouse = resolved("warehouse")
     created = warehouse.init_schema()
@@ -72,9 +72,9 @@ def headline(last: dt.date) -> str:
     """The headline KPIs of one day, as text for the terminal."""
     import sqlalchemy as sa
 
-    from spotify_platform.kpis import query
-    from spotify_platform.resources import resolved
-    from spotify_platform.tables import TABLES
+    from spotify_platform.core.contracts.tables import TABLES
+    from spotify_platform.core.kpis.measures import query
+    from spotify_platform.defs.resources import resolved
 
     warehouse = resolved("warehouse")
     users = warehouse.read_frame(
@@ -125,8 +125,8 @@ def lifecycle_headline(warehouse, last: dt.date) -> list[str]:
     """The quick ratio of the latest complete week and the riskiest segment, as sentences."""
     import sqlalchemy as sa
 
-    from spotify_platform import lifecycle_report
-    from spotify_platform.tables import TABLES
+    from spotify_platform.core.contracts.tables import TABLES
+    from spotify_platform.core.dashboard import lifecycle_report
 
     growth = TABLES["kpi_growth_accounting"]
     week = lifecycle_report.last_complete_week(last)
@@ -145,8 +145,8 @@ def lifecycle_headline(warehouse, last: dt.date) -> list[str]:
 def import_history_command(
     paths: list[str], account: str | None, country: str | None, run: bool
 ) -> int:
-    from spotify_platform.ingest import import_history
-    from spotify_platform.resources import resolved
+    from spotify_platform.core.lake.ingest import import_history
+    from spotify_platform.defs.resources import resolved
 
     lake = resolved("lake")
     report = import_history(lake, paths, account=account, country=country)
@@ -167,8 +167,8 @@ def import_history_command(
 
 
 def dashboard_path(day: dt.date) -> str:
-    from spotify_platform.layout import dashboard_key
-    from spotify_platform.resources import resolved
+    from spotify_platform.core.lake.layout import dashboard_key
+    from spotify_platform.defs.resources import resolved
 
     return resolved("lake").uri(dashboard_key(day))
 
@@ -214,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     run_cmd.add_argument("--to", dest="last", type=_date, required=True)
     args = parser.parse_args(argv)
 
-    from spotify_platform.resources.lake import LakeUnavailable
-    from spotify_platform.resources.warehouse import WarehouseUnavailable
+    from spotify_platform.core.lake.store import LakeUnavailable
+    from spotify_platform.defs.resources.warehouse import WarehouseUnavailable
 
     try:
         if args.command == "demo":

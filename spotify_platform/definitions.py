@@ -7,12 +7,11 @@ from dagster import (
     with_source_code_references,
 )
 
-from spotify_platform.asset_metadata import describe
-from spotify_platform.assets import api, kpis, raw, reports, staging, uploads, warehouse
-from spotify_platform.checks import ALL_CHECKS
-from spotify_platform.resources import build_resources
-from spotify_platform.schedules import daily_pipeline_job, daily_schedule
-from spotify_platform.sensors import freshness_sensor, imported_days_sensor, uploads_sensor
+from spotify_platform.defs import automation
+from spotify_platform.defs.assets import api, kpis, raw, reports, staging, uploads, warehouse
+from spotify_platform.defs.checks import ALL_CHECKS
+from spotify_platform.defs.metadata import describe
+from spotify_platform.defs.resources import build_resources
 
 
 def build_definitions(resources: dict[str, object] | None = None) -> Definitions:
@@ -25,9 +24,9 @@ def build_definitions(resources: dict[str, object] | None = None) -> Definitions
             )
         ),
         asset_checks=ALL_CHECKS,
-        jobs=[daily_pipeline_job, uploads.import_upload_job, api.recently_played_job],
-        schedules=[daily_schedule, api.recently_played_schedule],
-        sensors=[uploads_sensor, imported_days_sensor, freshness_sensor],
+        jobs=automation.JOBS,
+        schedules=automation.SCHEDULES,
+        sensors=automation.SENSORS,
         resources=resources if resources is not None else build_resources(),
     )
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from dagster import DagsterInstance
 from moto.server import ThreadedMotoServer
 
-from spotify_platform.event_storage import ensure_instance_settings
+from spotify_platform.defs.event_storage import ensure_instance_settings
 from spotify_platform_tests.private_mariadb import PrivateMariaDB, find_binary
 
 DEFAULT_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/?charset=utf8mb4"

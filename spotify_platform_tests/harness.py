@@ -9,16 +9,16 @@ import sqlalchemy as sa
 from dagster import DagsterInstance
 
 from spotify_platform.cli import run_range
+from spotify_platform.core.contracts.tables import TABLES
 from spotify_platform.definitions import build_definitions
-from spotify_platform.resources import (
+from spotify_platform.defs.resources import (
     IdentityResource,
     LakeResource,
     SimulatorResource,
     WarehouseResource,
 )
-from spotify_platform.resources.spotify import OfflineCatalogResource
-from spotify_platform.resources.spotify_accounts import SpotifyAccountsResource
-from spotify_platform.tables import TABLES
+from spotify_platform.defs.resources.catalog import OfflineCatalogResource
+from spotify_platform.defs.resources.spotify_accounts import SpotifyAccountsResource
 
 SEED = 11
 EPOCH = "2026-01-05"

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from spotify_platform import cli
-from spotify_platform.tables import VIEWS
+from spotify_platform.core.contracts.tables import VIEWS
 from spotify_platform_tests.harness import make_resources, run_days
 
 DAY = dt.date(2026, 8, 3)

@@ -8,9 +8,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from spotify_platform.sources.canonical import stage_day, stage_days
-from spotify_platform.sources.raw import encode_jsonl_gz, parse_jsonl
-from spotify_platform.sources.simulator import ListeningSimulator
+from spotify_platform.core.sources.raw import encode_jsonl_gz, parse_jsonl
+from spotify_platform.core.sources.simulator import ListeningSimulator
+from spotify_platform.core.staging.canonical import stage_day, stage_days
 
 FIRST = dt.date(2026, 2, 27)
 KEY = b"test-key"

@@ -16,14 +16,14 @@ from dagster import (
     materialize,
 )
 
-from spotify_platform import checks
-from spotify_platform.assets import kpis, raw, staging, warehouse
 from spotify_platform.cli import run_range
+from spotify_platform.core.contracts.tables import TABLES
+from spotify_platform.core.lake.layout import raw_key, staging_key
+from spotify_platform.core.sources.raw import encode_records
 from spotify_platform.definitions import build_definitions
-from spotify_platform.layout import raw_key, staging_key
-from spotify_platform.sensors import freshness_sensor
-from spotify_platform.sources.raw import encode_records
-from spotify_platform.tables import TABLES
+from spotify_platform.defs import checks
+from spotify_platform.defs.assets import kpis, raw, staging, warehouse
+from spotify_platform.defs.automation import freshness_sensor
 from spotify_platform_tests.harness import make_resources, read_table, run_days
 
 DAY = dt.date(2026, 7, 6)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spotify_platform.sources.countries import (
+from spotify_platform.core.sources.countries import (
     COUNTRY_TIMEZONES,
     KNOWN_COUNTRIES,
     UNKNOWN_COUNTRY,

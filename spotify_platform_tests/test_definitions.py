@@ -5,9 +5,9 @@ import datetime as dt
 import sqlalchemy as sa
 from dagster import AssetKey, BackfillPolicy, TableSchema
 
+from spotify_platform.core.lake.layout import staging_key
 from spotify_platform.definitions import defs
-from spotify_platform.layout import staging_key
-from spotify_platform.resources.warehouse import WarehouseResource
+from spotify_platform.defs.resources.warehouse import WarehouseResource
 from spotify_platform_tests.harness import make_resources, run_days
 
 

@@ -26,8 +26,8 @@ import yaml
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
-from spotify_platform.partitions import PARTITION_TAG
-from spotify_platform.resources.warehouse import WarehouseResource
+from spotify_platform.defs.partitions import PARTITION_TAG
+from spotify_platform.defs.resources.warehouse import WarehouseResource
 from spotify_platform_tests.test_scale_out import DEPLOY_YAML, _environment, _failure
 
 DEPLOY = DEPLOY_YAML.parent

@@ -16,11 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from spotify_platform.ingest import export_file_name, import_history, import_uploads
-from spotify_platform.layout import raw_prefix
-from spotify_platform.resources.lake import LakeResource
-from spotify_platform.sources.canonical import stage_day
-from spotify_platform.sources.exports import (
+from spotify_platform.core.lake.ingest import export_file_name, import_history, import_uploads
+from spotify_platform.core.lake.layout import raw_prefix
+from spotify_platform.core.sources.exports import (
     EMPTY,
     EXTENDED,
     LEGACY_MUSIC,
@@ -31,7 +29,9 @@ from spotify_platform.sources.exports import (
     read_export,
     split_by_day,
 )
-from spotify_platform.sources.raw import RAW_FIELDS, count_records, parse_jsonl
+from spotify_platform.core.sources.raw import RAW_FIELDS, count_records, parse_jsonl
+from spotify_platform.core.staging.canonical import stage_day
+from spotify_platform.defs.resources.lake import LakeResource
 
 AUDIOBOOK_FIELDS = (
     "audiobook_title", "audiobook_uri", "audiobook_chapter_uri", "audiobook_chapter_title",

@@ -21,16 +21,16 @@ from dagster import (
 )
 
 from spotify_platform.cli import run_range
+from spotify_platform.core.lake.ingest import import_history
+from spotify_platform.core.lake.layout import STAGING_ROOT, dashboard_key, raw_key, staging_key
+from spotify_platform.core.sources.histories import HistorySpec, export_files
 from spotify_platform.definitions import build_definitions
-from spotify_platform.event_storage import (
+from spotify_platform.defs.event_storage import (
     LEGACY_SETTINGS,
     BatchingSqliteEventLogStorage,
     instance_settings,
 )
-from spotify_platform.ingest import import_history
-from spotify_platform.layout import STAGING_ROOT, dashboard_key, raw_key, staging_key
-from spotify_platform.partitions import daily_partitions
-from spotify_platform.sources.histories import HistorySpec, export_files
+from spotify_platform.defs.partitions import daily_partitions
 from spotify_platform_tests.harness import make_resources
 
 FIRST = dt.date(2024, 1, 1)
@@ -287,7 +287,7 @@ def test_make_instance_writes_settings_dagster_loads_and_upgrades_the_old_ones(t
     (custom / "dagster.yaml").write_text("telemetry:\n  enabled: true\n")
     for home in (fresh, old, custom):
         subprocess.run(
-            [sys.executable, "-m", "spotify_platform.event_storage", str(home)], check=True
+            [sys.executable, "-m", "spotify_platform.defs.event_storage", str(home)], check=True
         )
     for home in (fresh, old):
         instance = DagsterInstance.from_config(str(home))

@@ -9,8 +9,8 @@ import pytest
 from dagster import DagsterInstance
 
 from spotify_platform import cli
-from spotify_platform.resources import WarehouseResource
-from spotify_platform.sources.simulator import ListeningSimulator
+from spotify_platform.core.sources.simulator import ListeningSimulator
+from spotify_platform.defs.resources import WarehouseResource
 from spotify_platform_tests import oracle
 
 FIRST = dt.date(2026, 5, 4)

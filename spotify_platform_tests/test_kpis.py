@@ -6,11 +6,11 @@ import zoneinfo
 import pandas as pd
 import pytest
 
-from spotify_platform.layout import raw_key
-from spotify_platform.sources.countries import COUNTRY_TIMEZONES
-from spotify_platform.sources.platforms import classify_platform
-from spotify_platform.sources.raw import encode_records
-from spotify_platform.tables import TABLES, VIEWS
+from spotify_platform.core.contracts.tables import TABLES, VIEWS
+from spotify_platform.core.lake.layout import raw_key
+from spotify_platform.core.sources.countries import COUNTRY_TIMEZONES
+from spotify_platform.core.sources.platforms import classify_platform
+from spotify_platform.core.sources.raw import encode_records
 from spotify_platform_tests import oracle
 from spotify_platform_tests.harness import make_resources, read_table, run_days, simulated_raw
 

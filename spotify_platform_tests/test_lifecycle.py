@@ -8,12 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spotify_platform import cli, lifecycle, lifecycle_report, reports, sessions
-from spotify_platform.assets.reports import read_dashboard_data
-from spotify_platform.layout import raw_key
-from spotify_platform.schemas import AggAccountSegmentDaily, KpiGrowthAccounting
-from spotify_platform.sources.platforms import classify_platform
-from spotify_platform.sources.raw import encode_records
+from spotify_platform import cli
+from spotify_platform.core.contracts.schemas import AggAccountSegmentDaily, KpiGrowthAccounting
+from spotify_platform.core.dashboard import lifecycle_report, reports
+from spotify_platform.core.kpis import lifecycle, sessions
+from spotify_platform.core.lake.layout import raw_key
+from spotify_platform.core.sources.platforms import classify_platform
+from spotify_platform.core.sources.raw import encode_records
+from spotify_platform.defs.assets.reports import read_dashboard_data
 from spotify_platform_tests import oracle
 from spotify_platform_tests.conftest import temporary_database
 from spotify_platform_tests.harness import make_resources, read_table, run_days, simulated_raw

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pandas as pd
 
-from spotify_platform import lifecycle_report, reports
-from spotify_platform.reports import DashboardData, render_dashboard
+from spotify_platform.core.dashboard import lifecycle_report, reports
+from spotify_platform.core.dashboard.reports import DashboardData, render_dashboard
 from spotify_platform_tests.test_reports import data_for
 
 DAY = dt.date(2026, 3, 18)  # a Wednesday: the latest complete week began on 2026-03-09

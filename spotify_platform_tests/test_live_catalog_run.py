@@ -6,8 +6,8 @@ import time
 import pytest
 
 from spotify_platform import cli
-from spotify_platform.resources.spotify import OfflineCatalogResource
-from spotify_platform.resources.warehouse import WarehouseResource
+from spotify_platform.defs.resources.catalog import OfflineCatalogResource
+from spotify_platform.defs.resources.warehouse import WarehouseResource
 from spotify_platform_tests.test_spotify_api import CLIENT_ID, CLIENT_SECRET, FakeSpotify
 
 DAY = dt.date(2026, 6, 3)

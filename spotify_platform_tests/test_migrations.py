@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from spotify_platform import migrations
-from spotify_platform.resources.warehouse import WarehouseResource
-from spotify_platform.tables import TABLES, VIEWS, metadata
+from spotify_platform.core.contracts.tables import TABLES, VIEWS, metadata
+from spotify_platform.core.warehouse import migrations
+from spotify_platform.defs.resources.warehouse import WarehouseResource
 
 PROCESSES = 4
 READ = re.compile(r"\s*(SELECT|SHOW|PRAGMA|DESCRIBE)\b", re.IGNORECASE)

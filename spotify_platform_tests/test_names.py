@@ -15,11 +15,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from spotify_platform import kpis, names
-from spotify_platform.layout import raw_key
-from spotify_platform.resources.warehouse import WarehouseResource
-from spotify_platform.sources.identity import name_ids
-from spotify_platform.sources.raw import encode_records
+from spotify_platform.core.kpis import measures as kpis
+from spotify_platform.core.kpis import names
+from spotify_platform.core.lake.layout import raw_key
+from spotify_platform.core.sources.identity import name_ids
+from spotify_platform.core.sources.raw import encode_records
+from spotify_platform.defs.resources.warehouse import WarehouseResource
 from spotify_platform_tests import oracle
 from spotify_platform_tests.harness import (
     as_before_alembic,
@@ -331,7 +332,8 @@ def test_an_old_name_keyed_table_keeps_its_key_until_its_split_days_load_again(
     warehouse.replace_days("agg_artist_daily", [day], split)
     as_before_alembic(warehouse)
 
-    with caplog.at_level(logging.WARNING, logger="spotify_platform.migrations.legacy"):
+    legacy = "spotify_platform.core.warehouse.migrations.legacy"
+    with caplog.at_level(logging.WARNING, logger=legacy):
         WarehouseResource(url=mysql_url).init_schema()
     assert _key(mysql_url) == ["dt", "artist_name"]
     assert "2026-02-02" in caplog.text and "agg_artist_daily" in caplog.text

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from spotify_platform.sources import platforms
-from spotify_platform.sources.platforms import PLATFORMS, normalise_platform
+
+from spotify_platform.core.sources.platforms import PLATFORMS, normalise_platform
 
 REAL_EXAMPLES = [
     ("Android OS 12 API 31 (samsung, SM-G991B)", "android"),

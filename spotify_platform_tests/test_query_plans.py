@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from spotify_platform import kpis, lifecycle, sessions
-from spotify_platform.resources.warehouse import WarehouseResource
-from spotify_platform.tables import TABLES
+from spotify_platform.core.contracts.tables import TABLES
+from spotify_platform.core.kpis import lifecycle, sessions
+from spotify_platform.core.kpis import measures as kpis
+from spotify_platform.defs.resources.warehouse import WarehouseResource
 from spotify_platform_tests.harness import as_before_alembic, synthetic_facts
 
 DAYS = 90

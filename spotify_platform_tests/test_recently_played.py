@@ -28,22 +28,21 @@ from dagster import (
 )
 from werkzeug import Request, Response
 
-from spotify_platform.assets.api import (
+from spotify_platform.core.sources.raw import RAW_FIELDS
+from spotify_platform.defs.assets.api import (
     GAP_CHECK,
     account_hmac_id,
     raw_recently_played,
-    recently_played_job,
-    recently_played_schedule,
     state_key,
 )
-from spotify_platform.resources.identity import IdentityResource
-from spotify_platform.resources.lake import LakeResource
-from spotify_platform.resources.spotify_accounts import (
+from spotify_platform.defs.automation import recently_played_job, recently_played_schedule
+from spotify_platform.defs.resources.hmac_key import IdentityResource
+from spotify_platform.defs.resources.lake import LakeResource
+from spotify_platform.defs.resources.spotify_accounts import (
     SpotifyAccountsError,
     SpotifyAccountsResource,
     build_spotify_accounts,
 )
-from spotify_platform.sources.raw import RAW_FIELDS
 
 CLIENT_ID = "app-client-id"
 CLIENT_SECRET = "client-secret-" + secrets.token_hex(8)

@@ -39,9 +39,9 @@ from dagster import (
 )
 
 from spotify_platform import cli
-from spotify_platform.definitions import build_definitions
-from spotify_platform.ingest import import_history
-from spotify_platform.layout import (
+from spotify_platform.core.contracts.tables import TABLES
+from spotify_platform.core.lake.ingest import import_history
+from spotify_platform.core.lake.layout import (
     dashboard_key,
     quarantine_key,
     raw_key,
@@ -49,14 +49,15 @@ from spotify_platform.layout import (
     staging_key,
     staging_stats_key,
 )
-from spotify_platform.resources import build_resources
-from spotify_platform.resources.identity import IdentityResource
-from spotify_platform.resources.lake import LakeResource, LakeUnavailable
-from spotify_platform.resources.spotify import OfflineCatalogResource
-from spotify_platform.resources.warehouse import WarehouseResource, redact
-from spotify_platform.sensors import uploads_sensor
-from spotify_platform.sources.raw import encode_jsonl_gz, encode_records
-from spotify_platform.tables import TABLES
+from spotify_platform.core.lake.store import LakeUnavailable
+from spotify_platform.core.sources.raw import encode_jsonl_gz, encode_records
+from spotify_platform.definitions import build_definitions
+from spotify_platform.defs.automation import uploads_sensor
+from spotify_platform.defs.resources import build_resources
+from spotify_platform.defs.resources.catalog import OfflineCatalogResource
+from spotify_platform.defs.resources.hmac_key import IdentityResource
+from spotify_platform.defs.resources.lake import LakeResource
+from spotify_platform.defs.resources.warehouse import WarehouseResource, redact
 from spotify_platform_tests import oracle
 from spotify_platform_tests.conftest import temporary_database
 from spotify_platform_tests.harness import (
@@ -130,7 +131,7 @@ CRASH_ROWS = 60_000
 LOAD_IN_CHILD = """
 import datetime as dt, sys
 import pandas as pd
-from spotify_platform.resources.warehouse import WarehouseResource
+from spotify_platform.defs.resources.warehouse import WarehouseResource
 url, path, mode, day = sys.argv[1:]
 warehouse = WarehouseResource(url=url, bulk_load=mode)
 warehouse.replace_days("fact_streams", [dt.date.fromisoformat(day)], pd.read_parquet(path))
@@ -251,7 +252,7 @@ def test_rows_that_cannot_be_written_mid_stream_fail_the_load_and_keep_the_previ
 def test_a_connection_killed_mid_load_is_retried_to_completion(
     mysql_url: str, mysql_server_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="spotify_platform.resources.warehouse")
+    caplog.set_level(logging.WARNING, logger="spotify_platform.defs.resources.warehouse")
     # MariaDB stops reading a KILLed LOAD DATA without closing the socket: the write timeout
     # is what turns the stalled send into an error (else about two minutes here).
     warehouse = WarehouseResource(url=mysql_url, write_timeout_s=5)
@@ -752,8 +753,8 @@ MILLION = 1_000_000
 PEAK_RSS_LIMIT = 1.5 * GIB
 MEASURE_IN_CHILD = """
 import datetime as dt, json, re, sys, time
-from spotify_platform.resources.lake import LakeResource
-from spotify_platform.resources.warehouse import WarehouseResource
+from spotify_platform.defs.resources.lake import LakeResource
+from spotify_platform.defs.resources.warehouse import WarehouseResource
 url, lake_url, key, mode, day = sys.argv[1:]
 
 def peak_rss():
@@ -1066,7 +1067,7 @@ def test_an_interrupted_s3_upload_leaves_nothing_for_readers(
 
 WRITE_IN_CHILD = """
 import os, sys, time
-from spotify_platform.resources.lake import LakeResource
+from spotify_platform.defs.resources.lake import LakeResource
 def stall(source, target):
     print("written", flush=True)
     time.sleep(120)
@@ -1159,7 +1160,7 @@ def test_a_load_chosen_as_deadlock_victim_is_retried_not_lost(
 ) -> None:
     """A deadlock made on purpose: the load is the lighter transaction, so InnoDB rolls it
     back; the warehouse must run it again rather than fail the step."""
-    caplog.set_level(logging.WARNING, logger="spotify_platform.resources.warehouse")
+    caplog.set_level(logging.WARNING, logger="spotify_platform.defs.resources.warehouse")
     warehouse = WarehouseResource(url=mysql_url)
     warehouse.init_schema()
     first, second = DAY, DAY + dt.timedelta(days=1)

@@ -26,12 +26,12 @@ from dagster import (
     materialize,
 )
 
-from spotify_platform import reports
-from spotify_platform.assets.reports import KPI_TABLES, dashboard, days_to_render
-from spotify_platform.layout import dashboard_key
-from spotify_platform.partitions import daily_partitions, range_tags
-from spotify_platform.reports import DashboardData, insights, render_dashboard
-from spotify_platform.resources.lake import LakeResource
+from spotify_platform.core.dashboard import reports
+from spotify_platform.core.dashboard.reports import DashboardData, insights, render_dashboard
+from spotify_platform.core.lake.layout import dashboard_key
+from spotify_platform.defs.assets.reports import KPI_TABLES, dashboard, days_to_render
+from spotify_platform.defs.partitions import daily_partitions, range_tags
+from spotify_platform.defs.resources.lake import LakeResource
 from spotify_platform_tests.harness import make_resources, run_days
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -11,11 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from spotify_platform.layout import staging_key
-from spotify_platform.resources.lake import LakeResource, LakeUnavailable, arrow_frame
-from spotify_platform.resources.loading import in_key_order
-from spotify_platform.resources.warehouse import WarehouseResource, WarehouseUnavailable
-from spotify_platform.tables import TABLES
+from spotify_platform.core.contracts.tables import TABLES
+from spotify_platform.core.lake.layout import staging_key
+from spotify_platform.core.lake.store import LakeUnavailable, arrow_frame
+from spotify_platform.core.warehouse.loading import in_key_order
+from spotify_platform.defs.resources.lake import LakeResource
+from spotify_platform.defs.resources.warehouse import WarehouseResource, WarehouseUnavailable
 from spotify_platform_tests.harness import make_resources, read_table, run_days
 
 DAY = dt.date(2026, 4, 1)

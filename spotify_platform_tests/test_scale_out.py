@@ -18,8 +18,8 @@ import sqlalchemy as sa
 import yaml
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, EventRecordsFilter
 
-from spotify_platform.partitions import BACKFILL_TAG, PARTITION_TAG
-from spotify_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
+from spotify_platform.defs.partitions import BACKFILL_TAG, PARTITION_TAG
+from spotify_platform.defs.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
 DEPLOY_YAML = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
 DAYS = ["2026-03-02", "2026-03-03"]

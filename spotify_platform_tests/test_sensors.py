@@ -15,11 +15,11 @@ from dagster import (
     build_sensor_context,
 )
 
+from spotify_platform.core.sources.histories import HistorySpec, active_days, export_files
+from spotify_platform.core.sources.simulator import ListeningSimulator
 from spotify_platform.definitions import build_definitions
-from spotify_platform.resources import LakeResource
-from spotify_platform.sensors import UPLOAD_TAG, imported_days_sensor, uploads_sensor
-from spotify_platform.sources.histories import HistorySpec, active_days, export_files
-from spotify_platform.sources.simulator import ListeningSimulator
+from spotify_platform.defs.automation import UPLOAD_TAG, imported_days_sensor, uploads_sensor
+from spotify_platform.defs.resources import LakeResource
 from spotify_platform_tests.harness import make_resources
 
 FIRST = dt.date(2026, 5, 4)

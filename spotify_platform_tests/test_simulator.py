@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spotify_platform.sources.simulator import (
+from spotify_platform.core.sources.simulator import (
     RAW_COLUMNS,
     Catalog,
     ListeningSimulator,

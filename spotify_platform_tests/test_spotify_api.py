@@ -22,24 +22,24 @@ import pytest
 from dagster import build_resources
 from werkzeug import Request, Response
 
-from spotify_platform.resources import build_spotify_catalog
-from spotify_platform.resources.spotify import (
+from spotify_platform.core.sources.api_payloads import (
+    parse_artists,
+    parse_tracks,
+    played_at_to_ts,
+)
+from spotify_platform.core.sources.raw import RAW_FIELDS, encode_records, parse_jsonl
+from spotify_platform.defs.resources import build_spotify_catalog
+from spotify_platform.defs.resources.catalog import (
     ARTIST_COLUMNS,
     TRACK_COLUMNS,
     OfflineCatalogResource,
 )
-from spotify_platform.resources.spotify_api import (
+from spotify_platform.defs.resources.spotify_web_api import (
     LiveCatalogResource,
     RecentlyPlayedClient,
     SpotifyApiError,
     SpotifyRateLimited,
     redact,
-)
-from spotify_platform.sources.raw import RAW_FIELDS, encode_records, parse_jsonl
-from spotify_platform.sources.spotify_api import (
-    parse_artists,
-    parse_tracks,
-    played_at_to_ts,
 )
 
 CLIENT_ID = "app-client-id"

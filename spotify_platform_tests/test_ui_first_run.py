@@ -19,9 +19,9 @@ import requests
 import sqlalchemy as sa
 from dagster import AssetKey, DagsterEventType, DagsterInstance
 
-from spotify_platform import migrations
+from spotify_platform.core.contracts.tables import TABLES
+from spotify_platform.core.warehouse import migrations
 from spotify_platform.definitions import build_definitions
-from spotify_platform.tables import TABLES
 from spotify_platform_tests.private_mariadb import free_port
 
 BIN = Path(sys.executable).parent
@@ -162,7 +162,9 @@ def dagster_dev(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Dags
     else:
         url = f"sqlite:///{clone / '.data' / 'warehouse.db'}"  # the default, relative to clone
     subprocess.run(
-        [sys.executable, "-m", "spotify_platform.event_storage", str(home)], env=env, check=True
+        [sys.executable, "-m", "spotify_platform.defs.event_storage", str(home)],
+        env=env,
+        check=True,
     )
     with _running(clone, env, tmp_path / "dagster_dev.log") as (base, repository):
         yield DagsterDev(base, home, url, tmp_path / "dagster_dev.log", repository)

@@ -1,0 +1,426 @@
+"""KPI layer: one warehouse table per KPI, keyed by day."""
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pandas as pd
+import sqlalchemy as sa
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetMaterialization,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from spotify_platform.core.contracts.schemas import (
+    KpiActiveUsers,
+    KpiChurn,
+    KpiDailyStreams,
+    KpiEngagementByRegionHour,
+    KpiEngagementByUtcHour,
+    KpiGenreShare,
+    KpiGrowthAccounting,
+    KpiListenersAtRisk,
+    KpiPlatformMix,
+    KpiRetention,
+    KpiSessions,
+    KpiTopArtists,
+    KpiTopTracks,
+)
+from spotify_platform.core.contracts.tables import TABLES
+from spotify_platform.core.kpis import lifecycle, sessions
+from spotify_platform.core.kpis import measures as kpis
+from spotify_platform.defs.partitions import daily_partitions, days_of, run_summary
+from spotify_platform.defs.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
+
+AGG = AssetKey(["warehouse", "agg_account_daily"])
+ARTISTS_DAILY = AssetKey(["warehouse", "agg_artist_daily"])
+TRACKS_DAILY = AssetKey(["warehouse", "agg_track_daily"])
+HOURLY = AssetKey(["warehouse", "agg_account_hourly"])
+SEGMENTS_DAILY = AssetKey(["warehouse", "agg_account_segment_daily"])
+SESSIONS_DAILY = AssetKey(["warehouse", "agg_account_sessions"])
+COMMON = {
+    "group_name": "kpis",
+    "kinds": {"mysql", "pandas"},
+    "partitions_def": daily_partitions,
+    "backfill_policy": BackfillPolicy.single_run(),
+    "pool": WAREHOUSE_POOL,
+}
+
+
+def _preview(frame: pd.DataFrame, rows: int = 10) -> MetadataValue:
+    return MetadataValue.md(frame.head(rows).to_markdown(index=False) if len(frame) else "no rows")
+
+
+@asset(
+    key=["warehouse", "kpi_daily_streams"],
+    deps=[AGG],
+    description="Plays, streams (>= 30 s track plays), listeners, minutes and skip rate per day.",
+    **COMMON,
+)
+def kpi_daily_streams(
+    context: AssetExecutionContext, warehouse: WarehouseResource
+) -> MaterializeResult:
+    days = days_of(context)
+    sums = warehouse.read_frame(kpis.query(kpis.DAILY_SUMS_SQL, first=days[0], last=days[-1]))
+    frame = KpiDailyStreams.validate(kpis.daily_streams(sums, days))
+    warehouse.replace_days("kpi_daily_streams", days, frame)
+    return run_summary(
+        context,
+        {
+            "days": len(frame),
+            "streams": int(frame["streams"].sum()),
+            "preview": _preview(frame.tail(10)),
+        },
+    )
+
+
+def _later_days(
+    warehouse: WarehouseResource, table: str, days: list[dt.date], horizon: int
+) -> list[dt.date]:
+    """Days after the run's range whose window includes it and that were already computed.
+
+    A late or re-loaded day changes the windowed KPIs of the days after it; they are
+    recomputed in the same run and reported as materialized.
+    Callers hold the table's `warehouse.exclusive` lock from this read to their write, so a
+    run over an overlapping range cannot slip stale windows in between.
+    """
+    return _processed_days(
+        warehouse, table, days[-1] + dt.timedelta(days=1), days[-1] + dt.timedelta(days=horizon)
+    )
+
+
+def _processed_days(
+    warehouse: WarehouseResource, table: str, first: dt.date, last: dt.date
+) -> list[dt.date]:
+    """Days in [first, last] that `table` holds a row for (it has one for every processed day)."""
+    t = TABLES[table]
+    found = warehouse.read_frame(sa.select(t.c.dt).where(t.c.dt.between(first, last)).distinct())
+    return sorted(set(pd.to_datetime(found["dt"]).dt.date))
+
+
+def _windowed(
+    asset_key: AssetKey,
+    later: list[dt.date],
+    reason: str = "recomputed: an earlier day in its window was (re)loaded",
+) -> Iterator[AssetMaterialization]:
+    for day in later:
+        yield AssetMaterialization(
+            asset_key=asset_key, partition=day.isoformat(), metadata={"reason": reason}
+        )
+
+
+@asset(
+    key=["warehouse", "kpi_active_users"],
+    deps=[AGG],
+    description="DAU, WAU (7 days), MAU (30 days) and stickiness, from agg_account_daily.",
+    **COMMON,
+)
+def kpi_active_users(context: AssetExecutionContext, warehouse: WarehouseResource):
+    days = days_of(context)
+    with warehouse.exclusive("kpi_active_users"):
+        later = _later_days(warehouse, "kpi_active_users", days, kpis.ACTIVE_HORIZON_DAYS)
+        rows = []
+        for day in days + later:
+            counts = warehouse.read_frame(kpis.query(kpis.ACTIVE_USERS_SQL, **kpis.windows(day)))
+            rows.append(kpis.active_users(*counts.iloc[0].tolist(), day=day))
+        frame = KpiActiveUsers.validate(pd.DataFrame(rows))
+        warehouse.replace_days("kpi_active_users", days + later, frame)
+    yield from _windowed(context.asset_key, later)
+    last = frame[frame["dt"] == pd.Timestamp(days[-1])].iloc[0]
+    yield run_summary(
+        context,
+        {
+            "dau": int(last["dau"]),
+            "wau": int(last["wau"]),
+            "mau": int(last["mau"]),
+            "later_days_recomputed": len(later),
+            "preview": _preview(frame.tail(10)),
+        },
+    )
+
+
+@asset(
+    key=["warehouse", "kpi_churn"],
+    deps=[AGG],
+    description=("30-day churn: accounts streaming in [D-59, D-30] without a stream in [D-29, D]."),
+    **COMMON,
+)
+def kpi_churn(context: AssetExecutionContext, warehouse: WarehouseResource):
+    days = days_of(context)
+    with warehouse.exclusive("kpi_churn"):
+        later = _later_days(warehouse, "kpi_churn", days, kpis.CHURN_HORIZON_DAYS)
+        rows = []
+        for day in days + later:
+            counts = warehouse.read_frame(kpis.query(kpis.CHURN_SQL, **kpis.churn_windows(day)))
+            rows.append(kpis.churn(*counts.iloc[0].tolist(), day=day))
+        frame = KpiChurn.validate(pd.DataFrame(rows))
+        warehouse.replace_days("kpi_churn", days + later, frame)
+    yield from _windowed(context.asset_key, later)
+    yield run_summary(
+        context, {"later_days_recomputed": len(later), "preview": _preview(frame.tail(10))}
+    )
+
+
+@asset(
+    key=["warehouse", "kpi_retention"],
+    deps=[AGG],
+    description=(
+        "Weekly retention cohorts by first stream ever; the whole triangle is recomputed so "
+        "late days land in every cohort they touch."
+    ),
+    **COMMON,
+)
+def kpi_retention(context: AssetExecutionContext, warehouse: WarehouseResource):
+    with warehouse.exclusive("kpi_retention"):
+        counts = warehouse.read_frame(kpis.retention_query(warehouse.dialect))
+        frame = KpiRetention.validate(kpis.retention(counts))
+        warehouse.replace_all("kpi_retention", frame)
+    return run_summary(
+        context,
+        {
+            "cohorts": int(frame["cohort_week"].nunique()),
+            "rows": len(frame),
+            "preview": _preview(frame[frame["week_offset"] <= 4].tail(10)),
+        },
+    )
+
+
+def _ranged(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    table: str,
+    sql: str,
+    shape,
+) -> MaterializeResult:
+    days = days_of(context)
+    grouped = warehouse.read_frame(kpis.query(sql, first=days[0], last=days[-1]))
+    frame = shape(grouped)
+    warehouse.replace_days(table, days, frame)
+    return run_summary(context, {"rows": len(frame), "preview": _preview(frame)})
+
+
+@asset(
+    key=["warehouse", "kpi_engagement_by_region_hour"],
+    deps=[HOURLY],
+    description="Streams, listeners and minutes by country and local hour of the play's start.",
+    **COMMON,
+)
+def kpi_engagement_by_region_hour(
+    context: AssetExecutionContext, warehouse: WarehouseResource
+) -> MaterializeResult:
+    return _ranged(
+        context,
+        warehouse,
+        "kpi_engagement_by_region_hour",
+        kpis.REGION_HOUR_SQL,
+        lambda g: KpiEngagementByRegionHour.validate(kpis.engagement(g, ["country", "local_hour"])),
+    )
+
+
+@asset(
+    key=["warehouse", "kpi_engagement_by_utc_hour"],
+    deps=[HOURLY],
+    description="Streams, listeners and minutes by UTC hour of the play's start.",
+    **COMMON,
+)
+def kpi_engagement_by_utc_hour(
+    context: AssetExecutionContext, warehouse: WarehouseResource
+) -> MaterializeResult:
+    return _ranged(
+        context,
+        warehouse,
+        "kpi_engagement_by_utc_hour",
+        kpis.UTC_HOUR_SQL,
+        lambda g: KpiEngagementByUtcHour.validate(kpis.engagement(g, ["utc_hour"])),
+    )
+
+
+@asset(
+    key=["warehouse", "kpi_genre_share"],
+    deps=[ARTISTS_DAILY, AssetKey(["warehouse", "dim_artists"])],
+    description="Share of the day's streams by the artist's primary genre ('unknown' if none).",
+    **COMMON,
+)
+def kpi_genre_share(
+    context: AssetExecutionContext, warehouse: WarehouseResource
+) -> MaterializeResult:
+    return _ranged(
+        context,
+        warehouse,
+        "kpi_genre_share",
+        kpis.GENRE_SQL,
+        lambda g: KpiGenreShare.validate(kpis.shares(g, "streams")),
+    )
+
+
+@asset(
+    key=["warehouse", "kpi_platform_mix"],
+    deps=[HOURLY],
+    description="Share of the day's plays by device family.",
+    **COMMON,
+)
+def kpi_platform_mix(
+    context: AssetExecutionContext, warehouse: WarehouseResource
+) -> MaterializeResult:
+    return _ranged(
+        context,
+        warehouse,
+        "kpi_platform_mix",
+        kpis.PLATFORM_SQL,
+        lambda g: KpiPlatformMix.validate(kpis.shares(g, "plays")),
+    )
+
+
+@asset(
+    key=["warehouse", "kpi_top_artists"],
+    deps=[ARTISTS_DAILY],
+    description="Top 50 artists per day by streams (dense rank), with listeners and minutes.",
+    **COMMON,
+)
+def kpi_top_artists(
+    context: AssetExecutionContext, warehouse: WarehouseResource
+) -> MaterializeResult:
+    days = days_of(context)
+    grouped = warehouse.read_frame(kpis.query(kpis.TOP_ARTISTS_SQL, first=days[0], last=days[-1]))
+    frame = KpiTopArtists.validate(kpis.top_list(grouped, ["artist_name"]))
+    frame = frame[["dt", "rank", "artist_name", "streams", "listeners", "minutes_played"]]
+    warehouse.replace_days("kpi_top_artists", days, frame)
+    return run_summary(context, {"rows": len(frame), "preview": _preview(frame)})
+
+
+@asset(
+    key=["warehouse", "kpi_top_tracks"],
+    deps=[TRACKS_DAILY],
+    description="Top 50 tracks per day by streams (dense rank), with listeners and minutes.",
+    **COMMON,
+)
+def kpi_top_tracks(
+    context: AssetExecutionContext, warehouse: WarehouseResource
+) -> MaterializeResult:
+    days = days_of(context)
+    grouped = warehouse.read_frame(kpis.query(kpis.TOP_TRACKS_SQL, first=days[0], last=days[-1]))
+    frame = KpiTopTracks.validate(kpis.top_list(grouped, ["track_name", "artist_name", "track_id"]))
+    frame = frame[
+        [
+            "dt",
+            "rank",
+            "track_id",
+            "track_name",
+            "artist_name",
+            "streams",
+            "listeners",
+            "minutes_played",
+        ]
+    ]
+    warehouse.replace_days("kpi_top_tracks", days, frame)
+    return run_summary(context, {"rows": len(frame), "preview": _preview(frame)})
+
+
+@asset(
+    key=["warehouse", "kpi_growth_accounting"],
+    deps=[AGG],
+    description=(
+        "Active accounts per calendar week and month split into new, retained and resurrected, "
+        "with those churned and the quick ratio; a run recomputes its periods and later ones."
+    ),
+    **COMMON,
+)
+def kpi_growth_accounting(
+    context: AssetExecutionContext, warehouse: WarehouseResource
+) -> MaterializeResult:
+    days = days_of(context)
+    t = TABLES["kpi_growth_accounting"]
+    with warehouse.exclusive("kpi_growth_accounting"):
+        first = warehouse.read_frame(sa.text(lifecycle.FIRST_STREAM_SQL))
+        first_stream = pd.Timestamp(first.iloc[0, 0]).date() if len(first) else None
+        stored = warehouse.read_frame(sa.select(t.c.period, t.c.period_start))
+        periods = lifecycle.growth_periods(days, first_stream, stored)
+        counts = [warehouse.read_frame(q) for q in lifecycle.growth_queries(periods)]
+        frame = KpiGrowthAccounting.validate(lifecycle.growth_accounting(counts, periods))
+        warehouse.replace_where(
+            "kpi_growth_accounting", lifecycle.replaced_periods(t, periods, first_stream), frame
+        )
+    return run_summary(
+        context, {"periods_computed": len(frame), "preview": _preview(frame.tail(10))}
+    )
+
+
+@asset(
+    key=["warehouse", "kpi_listeners_at_risk"],
+    deps=[SEGMENTS_DAILY],
+    description=(
+        "Per (country, platform) segment: accounts with a stream in the last 28 days and those "
+        "of them without one in the last 7 (at risk)."
+    ),
+    **COMMON,
+)
+def kpi_listeners_at_risk(context: AssetExecutionContext, warehouse: WarehouseResource):
+    days = days_of(context)
+    with warehouse.exclusive("kpi_listeners_at_risk"):
+        # A day without active accounts has no row here; kpi_daily_streams has one for every
+        # processed day, so it says which later days this run's days reach into.
+        later = _later_days(warehouse, "kpi_daily_streams", days, lifecycle.RISK_WINDOW_DAYS - 1)
+        counts = [
+            warehouse.read_frame(statement)
+            for statement in lifecycle.at_risk_queries(days + later, warehouse.dialect)
+        ]
+        frame = KpiListenersAtRisk.validate(lifecycle.listeners_at_risk(pd.concat(counts)))
+        warehouse.replace_days("kpi_listeners_at_risk", days + later, frame)
+    yield from _windowed(context.asset_key, later)
+    last = frame[frame["dt"] == pd.Timestamp(days[-1])]
+    yield run_summary(
+        context,
+        {
+            "rows": len(frame),
+            "at_risk": int(last["at_risk"].sum()),
+            "active_28d": int(last["active_28d"].sum()),
+            "later_days_recomputed": len(later),
+            "preview": _preview(last.sort_values("at_risk", ascending=False)),
+        },
+    )
+
+
+@asset(
+    key=["warehouse", "kpi_sessions"],
+    deps=[SESSIONS_DAILY],
+    description=(
+        "Listening sessions (plays at most 30 minutes apart) by the UTC day they start: count, "
+        "listeners, minutes, mean and median length, plays per session."
+    ),
+    **COMMON,
+)
+def kpi_sessions(context: AssetExecutionContext, warehouse: WarehouseResource):
+    days = days_of(context)
+    one_day = dt.timedelta(days=1)
+    with warehouse.exclusive("kpi_sessions"):
+        # Sessions cross midnight: the day before and the day after, where already computed,
+        # gain or lose plays with this run's days.
+        neighbours = [
+            day
+            for day in _processed_days(
+                warehouse, "kpi_sessions", days[0] - one_day, days[-1] + one_day
+            )
+            if day not in days
+        ]
+        wanted = sorted(days + neighbours)
+
+        def read(horizon: dt.datetime) -> pd.DataFrame:
+            statement = sessions.runs_query(warehouse.dialect, wanted[0], wanted[-1], horizon)
+            return warehouse.read_frame(statement)
+
+        found = sessions.sessions_starting(wanted[0], wanted[-1], read)
+        frame = KpiSessions.validate(sessions.daily(found, wanted))
+        warehouse.replace_days("kpi_sessions", wanted, frame)
+    yield from _windowed(context.asset_key, neighbours, "recomputed: sessions cross midnight")
+    yield run_summary(
+        context,
+        {
+            "sessions": int(frame["sessions"].sum()),
+            "neighbour_days_recomputed": len(neighbours),
+            "preview": _preview(frame.tail(10)),
+        },
+    )
