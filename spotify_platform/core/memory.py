@@ -11,9 +11,9 @@ import gc
 
 import pyarrow as pa
 
-# A full collection walks every object in the process, 0.15 s with Dagster loaded: worth it
-# after a day big enough to leave much behind in reference cycles, not after each of a
-# month's small days (90 calls were 13 s of a 30-day backfill of 30k events a day).
+# A full collection walks every object in the process, Dagster's included: worth it after a
+# day big enough to leave much behind in reference cycles, not after each of a month's small
+# days, where the collections would add up to a good part of the run.
 FULL_COLLECT_ROWS = 200_000
 
 

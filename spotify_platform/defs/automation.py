@@ -43,7 +43,7 @@ daily_pipeline_job = define_asset_job(
     partitions_def=daily_partitions,
     # Launched runs (the UI, schedules, backfills) run independent steps side by side. Steps
     # fork from a server that has imported the code location once: a fresh interpreter per
-    # step would spend about 3 s importing pandas, pandera and Dagster before any work.
+    # step would spend seconds importing pandas, pandera and Dagster before any work.
     # In-process runs (`spotify-platform run`, tests) are not affected.
     executor_def=multiprocess_executor.configured(
         {"start_method": {"forkserver": {"preload_modules": ["spotify_platform.definitions"]}}}

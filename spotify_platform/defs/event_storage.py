@@ -2,14 +2,13 @@
 
 A single run over a range of days records a planned and a materialization event per asset and
 day. Dagster's SQLite storage writes each event in transactions of its own, on a new engine
-each time, about 12 ms on this project's machines: for years of history that bookkeeping
-alone would outlast the work by far. Dagster hands asset events to `store_event_batch` when
-`DAGSTER_EVENT_BATCH_SIZE` is set (the Postgres storage has its own batch write); this class
-writes such a batch in one transaction per database. A range run plans each asset with one
-event naming its days (Dagster's own option for single-run backfills), and the query that
-finds a failed run's days reads those events, which Dagster's storage does not. The databases,
-tables and rows are Dagster's own, so the UI, the daemon and `dagster` commands read them as
-usual.
+each time: for years of history that bookkeeping alone would outlast the work by far.
+Dagster hands asset events to `store_event_batch` when `DAGSTER_EVENT_BATCH_SIZE` is set (the
+Postgres storage has its own batch write); this class writes such a batch in one transaction per
+database. A range run plans each asset with one event naming its days (Dagster's own option for
+single-run backfills), and the query that finds a failed run's days reads those events, which
+Dagster's storage does not. The databases, tables and rows are Dagster's own, so the UI, the
+daemon and `dagster` commands read them as usual.
 
 The instance uses it through `dagster.yaml` (see `instance_settings`); the class path below
 is the one Dagster's documentation gives for configuring SQLite event storage.

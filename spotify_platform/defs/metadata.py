@@ -1,5 +1,6 @@
 """What each asset's page in the Dagster UI says about it, from the same models that validate
-its rows: columns with types and descriptions, the table it lives in, who owns it.
+its rows: columns with types and descriptions, the table it lives in, who owns it, and where in
+the repository's docs/ its definition is.
 
 Applied to every asset of the code location in `definitions.py`, so the asset modules keep to
 what an asset computes.
@@ -42,6 +43,17 @@ def column_schema(model: type[pa.DataFrameModel]) -> TableSchema:
     )
 
 
+def definition(path: tuple[str, ...]) -> str:
+    """The docs page (and section) that defines the asset's data."""
+    if path[0] == "warehouse" and path[-1].startswith("kpi_"):
+        return f"docs/kpis.md#{path[-1]}"
+    if path[0] == "warehouse":
+        return "docs/warehouse.md"
+    if path[-1] == "dashboard":
+        return "docs/kpis.md#the-dashboard"
+    return "docs/lake.md"
+
+
 def describe(spec: AssetSpec) -> AssetSpec:
     """`spec` with its column schema, table name, owners and layer tag where they apply."""
     metadata: dict[str, object] = {}
@@ -51,5 +63,6 @@ def describe(spec: AssetSpec) -> AssetSpec:
         metadata["dagster/table_name"] = path[-1]
     elif path in LAKE_MODELS:
         metadata["dagster/column_schema"] = column_schema(LAKE_MODELS[path])
+    metadata["definition"] = definition(path)
     tags = {"layer": LAYERS[path[0]]} if path[0] in LAYERS else {}
     return spec.merge_attributes(metadata=metadata, owners=OWNERS, tags=tags)

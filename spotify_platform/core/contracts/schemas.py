@@ -16,7 +16,7 @@ from spotify_platform.core.sources.platforms import PLATFORMS
 
 UTC_TIMESTAMP = Annotated[pd.DatetimeTZDtype, "ns", "UTC"]
 # Text held by Arrow: pandera checks the dtype once instead of mapping `isinstance(str)` over
-# every value (24 s of a million-row day), and its string checks run as Arrow kernels.
+# every value, and its string checks run as Arrow kernels.
 ArrowStr = Annotated[pd.StringDtype, "pyarrow", pd.NA]
 CONTENT_TYPES = ("track", "episode", "audiobook")
 SOURCES = ("simulator", "export", "api")

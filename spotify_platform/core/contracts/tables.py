@@ -80,11 +80,10 @@ def _build(definition: TableDef) -> sa.Table:
 TABLE_DEFS: dict[str, TableDef] = {
     d.name: d
     for d in (
-        # No secondary index: every KPI query reads one day, which the primary key's leading
-        # dt already ranges over in storage order. The former (dt, is_stream, artist_name)
-        # and (dt, is_stream, track_id) indexes did not cover those queries, so MariaDB
-        # followed them with a random row lookup per stream (45 s a day at 1M events), and
-        # they halved the load rate.
+        # No secondary index: every query of the facts reads whole days, which the primary
+        # key's leading dt ranges over in storage order. An index that does not cover such a
+        # query makes MariaDB follow it with a random row lookup per stream, and every index
+        # slows the load.
         TableDef("fact_streams", schemas.StagingStreams, ("dt", "event_id")),
         TableDef("dim_tracks", schemas.DimTracks, ("track_id",), partitioned=False),
         TableDef("dim_artists", schemas.DimArtists, ("artist_id",), partitioned=False),

@@ -337,10 +337,10 @@ _DECODED = _DecodedParquet()
 def parquet_bytes(frame: pd.DataFrame | pa.Table) -> bytes:
     """A frame (or its Arrow table) as a Parquet file.
 
-    Row groups of PARQUET_ROW_GROUP_ROWS: a million-row day in one group took 0.35-0.77 s
-    to read back, in eight 0.27 s (Arrow decodes groups in parallel, in smaller buffers).
-    zstd for all but small tables: on a day of a few dozen plays it saved 2% of the file and
-    tripled the time of the write, which thousands of such days in a history add up.
+    Row groups of PARQUET_ROW_GROUP_ROWS rather than one per file: Arrow decodes groups in
+    parallel, in smaller buffers. zstd for all but small tables: on a day of a few dozen plays
+    it saves little of the file and costs most of the write, which thousands of such days in a
+    history add up.
     """
     buffer = io.BytesIO()
     table = (

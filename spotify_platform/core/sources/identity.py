@@ -122,8 +122,8 @@ def text_order(values: pa.Array) -> np.ndarray:
     """Positions that sort a string array by code point (nulls last), as `pc.sort_indices`.
 
     Ids of one width (event ids, pseudonyms) sort as rows of big-endian 8-byte words: one
-    uint64 argsort and a few ties, about 0.4 s for a million ids against 1.1 s for Arrow's
-    string sort and 4 s for pandas' `sort_values`.
+    uint64 argsort and a few ties, several times faster than Arrow's string sort and than
+    pandas' `sort_values`.
     """
     words = _fixed_width_words(values)
     if words is None:
