@@ -156,6 +156,19 @@ def test_a_sparse_history_runs_once_with_every_day_materialized_and_right_kpis(
         }
         assert set(summaries) == {LAST.isoformat()}, name
         assert summaries[LAST.isoformat()]["run_range"].value == f"{FIRST}..{LAST}"
+    # Each day carries its own figures, which an independent count of the plays gives.
+    expected_active = _expected_active(plays, days).set_index("dt")
+    for name, column, want in (
+        ("kpi_daily_streams", "plays", lambda day: int(expected_plays.get(day, 0))),
+        ("kpi_active_users", "dau", lambda day: int(expected_active.loc[day, "dau"])),
+        ("kpi_active_users", "mau", lambda day: int(expected_active.loc[day, "mau"])),
+    ):
+        records = instance.fetch_materializations(AssetKey(["warehouse", name]), limit=1000)
+        own = {
+            dt.date.fromisoformat(r.partition_key): r.asset_materialization.metadata[column].value
+            for r in records.records
+        }
+        assert own == {day: want(day) for day in days}, (name, column)
 
     page = lake.read_bytes(dashboard_key(LAST)).decode()
     assert 'id="history-months"' in page and 'id="history-artists"' in page

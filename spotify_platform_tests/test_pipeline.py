@@ -6,7 +6,7 @@ import gzip
 import pandas as pd
 import pyarrow as pa
 import pytest
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance
 
 from spotify_platform import cli
 from spotify_platform.core.lake.layout import quarantine_key, raw_key, raw_prefix, staging_key
@@ -64,6 +64,30 @@ def test_kpis_match_an_independent_computation(resources):
     got = top[top["dt"] == last].sort_values(["rank", "artist_name"])
     want = sorted(oracle.top_artists(expected, last), key=lambda r: (r[0], r[1]))
     assert [(int(r.rank), r.artist_name, int(r.streams)) for r in got.itertuples()] == want
+
+
+def test_a_one_day_run_shows_the_days_own_figures(tmp_path):
+    resources = make_resources(tmp_path)
+    instance = DagsterInstance.ephemeral()
+    assert run_days(resources, FIRST, FIRST, instance=instance)
+    expected = oracle.prepare(simulated_raw(resources, FIRST, FIRST))
+    day = pd.Timestamp(FIRST)
+
+    def shown(name: str) -> dict:
+        key = AssetKey(["warehouse", name])
+        records = instance.fetch_materializations(key, limit=10).records
+        assert [r.partition_key for r in records] == [FIRST.isoformat()]
+        return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+    daily, users = shown("kpi_daily_streams"), shown("kpi_active_users")
+    want = oracle.daily_streams(expected, day)
+    assert (daily["plays"], daily["streams"], daily["listeners"]) == (
+        want["plays"],
+        want["streams"],
+        want["listeners"],
+    )
+    assert users["dau"] == oracle.active(expected, day, 1)
+    assert "run_range" not in users
 
 
 def test_fact_rows_are_raw_events_minus_quarantine(resources):

@@ -1,11 +1,18 @@
 """Daily UTC partitions: an event's partition is the UTC date of the moment it ended."""
 
 import datetime as dt
+import math
 import os
+from collections.abc import Mapping, Sequence
 
+import pandas as pd
 from dagster import AssetExecutionContext, DailyPartitionsDefinition, MaterializeResult
 
 DEFAULT_PARTITIONS_START = "2010-01-01"
+# Each day of a range gets its own figures up to this many days. Dagster works out the run's
+# partition keys again at every per-partition addition, so the cost grows with the square of
+# the range: years of history in one run keep their figures on the last day only.
+DAY_FIGURES_UP_TO = 400
 
 daily_partitions = DailyPartitionsDefinition(
     start_date=os.environ.get("PARTITIONS_START", DEFAULT_PARTITIONS_START),
@@ -22,15 +29,42 @@ def days_of(context: AssetExecutionContext) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range(count)]
 
 
-def run_summary(context: AssetExecutionContext, metadata: dict) -> MaterializeResult:
-    """The run's figures: a one-day run's on its day; a range's on its last day only, with
-    the range named. Returned for a range, they would be copied onto every day of it, as if
-    each day had the range's totals and the last day's preview."""
+def day_figures(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, dict[str, object]]:
+    """Each day's values of `columns` in a day-keyed frame, by partition key; a NULL (a ratio
+    without a denominator) is left out rather than shown as NaN."""
+    figures: dict[str, dict[str, object]] = {}
+    for row in frame[["dt", *columns]].itertuples(index=False):
+        values = {}
+        for column, value in zip(columns, row[1:], strict=True):
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            values[column] = float(value) if isinstance(value, float) else int(value)
+        figures[pd.Timestamp(row[0]).date().isoformat()] = values
+    return figures
+
+
+def run_summary(
+    context: AssetExecutionContext,
+    metadata: dict,
+    per_day: Mapping[str, Mapping[str, object]] | None = None,
+) -> MaterializeResult:
+    """The run's figures, and each day's own (`per_day`, by partition key) on its day.
+
+    A one-day run's on its day. A range's run figures go on its last day only, with the range
+    named: returned for a range, they would be copied onto every day of it, as if each day had
+    the range's totals and the last day's preview."""
     keys = context.partition_keys if context.has_partition_key_range else []
+    per_day = per_day or {}
     if len(keys) <= 1:
-        return MaterializeResult(metadata=metadata)
+        own = per_day.get(keys[0], {}) if keys else {}
+        return MaterializeResult(metadata={**own, **metadata})
+    if len(keys) <= DAY_FIGURES_UP_TO:
+        for key in keys[:-1]:
+            if per_day.get(key):
+                context.add_asset_metadata(dict(per_day[key]), partition_key=key)
     context.add_asset_metadata(
-        {"run_range": f"{keys[0]}..{keys[-1]}", **metadata}, partition_key=keys[-1]
+        {**per_day.get(keys[-1], {}), "run_range": f"{keys[0]}..{keys[-1]}", **metadata},
+        partition_key=keys[-1],
     )
     return MaterializeResult()
 

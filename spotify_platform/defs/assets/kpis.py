@@ -33,7 +33,12 @@ from spotify_platform.core.contracts.schemas import (
 from spotify_platform.core.contracts.tables import TABLES
 from spotify_platform.core.kpis import lifecycle, sessions
 from spotify_platform.core.kpis import measures as kpis
-from spotify_platform.defs.partitions import daily_partitions, days_of, run_summary
+from spotify_platform.defs.partitions import (
+    daily_partitions,
+    day_figures,
+    days_of,
+    run_summary,
+)
 from spotify_platform.defs.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
 AGG = AssetKey(["warehouse", "agg_account_daily"])
@@ -72,9 +77,10 @@ def kpi_daily_streams(
         context,
         {
             "days": len(frame),
-            "streams": int(frame["streams"].sum()),
+            "streams_in_run": int(frame["streams"].sum()),
             "preview": _preview(frame.tail(10)),
         },
+        day_figures(frame, ["plays", "streams", "listeners", "minutes_played", "skip_rate"]),
     )
 
 
@@ -130,16 +136,10 @@ def kpi_active_users(context: AssetExecutionContext, warehouse: WarehouseResourc
         frame = KpiActiveUsers.validate(pd.DataFrame(rows))
         warehouse.replace_days("kpi_active_users", days + later, frame)
     yield from _windowed(context.asset_key, later)
-    last = frame[frame["dt"] == pd.Timestamp(days[-1])].iloc[0]
     yield run_summary(
         context,
-        {
-            "dau": int(last["dau"]),
-            "wau": int(last["wau"]),
-            "mau": int(last["mau"]),
-            "later_days_recomputed": len(later),
-            "preview": _preview(frame.tail(10)),
-        },
+        {"later_days_recomputed": len(later), "preview": _preview(frame.tail(10))},
+        day_figures(frame, ["dau", "wau", "mau", "stickiness"]),
     )
 
 
@@ -161,7 +161,9 @@ def kpi_churn(context: AssetExecutionContext, warehouse: WarehouseResource):
         warehouse.replace_days("kpi_churn", days + later, frame)
     yield from _windowed(context.asset_key, later)
     yield run_summary(
-        context, {"later_days_recomputed": len(later), "preview": _preview(frame.tail(10))}
+        context,
+        {"later_days_recomputed": len(later), "preview": _preview(frame.tail(10))},
+        day_figures(frame, ["base_accounts", "churned_accounts", "churn_rate"]),
     )
 
 
@@ -183,7 +185,7 @@ def kpi_retention(context: AssetExecutionContext, warehouse: WarehouseResource):
         context,
         {
             "cohorts": int(frame["cohort_week"].nunique()),
-            "rows": len(frame),
+            "dagster/row_count": len(frame),
             "preview": _preview(frame[frame["week_offset"] <= 4].tail(10)),
         },
     )
@@ -200,7 +202,15 @@ def _ranged(
     grouped = warehouse.read_frame(kpis.query(sql, first=days[0], last=days[-1]))
     frame = shape(grouped)
     warehouse.replace_days(table, days, frame)
-    return run_summary(context, {"rows": len(frame), "preview": _preview(frame)})
+    return run_summary(
+        context, {"rows": len(frame), "preview": _preview(frame)}, _rows_by_day(frame)
+    )
+
+
+def _rows_by_day(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Each day's row count, as Dagster's per-partition row count."""
+    counts = pd.to_datetime(frame["dt"]).dt.date.value_counts()
+    return {day.isoformat(): {"dagster/partition_row_count": int(n)} for day, n in counts.items()}
 
 
 @asset(
@@ -289,7 +299,9 @@ def kpi_top_artists(
     frame = KpiTopArtists.validate(kpis.top_list(grouped, ["artist_name"]))
     frame = frame[["dt", "rank", "artist_name", "streams", "listeners", "minutes_played"]]
     warehouse.replace_days("kpi_top_artists", days, frame)
-    return run_summary(context, {"rows": len(frame), "preview": _preview(frame)})
+    return run_summary(
+        context, {"rows": len(frame), "preview": _preview(frame)}, _rows_by_day(frame)
+    )
 
 
 @asset(
@@ -317,7 +329,9 @@ def kpi_top_tracks(
         ]
     ]
     warehouse.replace_days("kpi_top_tracks", days, frame)
-    return run_summary(context, {"rows": len(frame), "preview": _preview(frame)})
+    return run_summary(
+        context, {"rows": len(frame), "preview": _preview(frame)}, _rows_by_day(frame)
+    )
 
 
 @asset(
@@ -344,8 +358,14 @@ def kpi_growth_accounting(
         warehouse.replace_where(
             "kpi_growth_accounting", lifecycle.replaced_periods(t, periods, first_stream), frame
         )
+        stored_rows = warehouse.scalar("SELECT COUNT(*) FROM kpi_growth_accounting")
     return run_summary(
-        context, {"periods_computed": len(frame), "preview": _preview(frame.tail(10))}
+        context,
+        {
+            "periods_computed": len(frame),
+            "dagster/row_count": int(stored_rows),
+            "preview": _preview(frame.tail(10)),
+        },
     )
 
 
@@ -372,15 +392,15 @@ def kpi_listeners_at_risk(context: AssetExecutionContext, warehouse: WarehouseRe
         warehouse.replace_days("kpi_listeners_at_risk", days + later, frame)
     yield from _windowed(context.asset_key, later)
     last = frame[frame["dt"] == pd.Timestamp(days[-1])]
+    totals = frame.groupby("dt", as_index=False)[["at_risk", "active_28d"]].sum()
     yield run_summary(
         context,
         {
             "rows": len(frame),
-            "at_risk": int(last["at_risk"].sum()),
-            "active_28d": int(last["active_28d"].sum()),
             "later_days_recomputed": len(later),
             "preview": _preview(last.sort_values("at_risk", ascending=False)),
         },
+        day_figures(totals, ["at_risk", "active_28d"]),
     )
 
 
@@ -419,8 +439,11 @@ def kpi_sessions(context: AssetExecutionContext, warehouse: WarehouseResource):
     yield run_summary(
         context,
         {
-            "sessions": int(frame["sessions"].sum()),
+            "sessions_in_run": int(frame["sessions"].sum()),
             "neighbour_days_recomputed": len(neighbours),
             "preview": _preview(frame.tail(10)),
         },
+        day_figures(
+            frame, ["sessions", "listeners", "avg_session_minutes", "median_session_minutes"]
+        ),
     )
