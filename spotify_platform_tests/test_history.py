@@ -294,16 +294,26 @@ def _statuses(instance: DagsterInstance, days: list[str]) -> dict:
 
 def test_make_instance_writes_settings_dagster_loads_and_upgrades_the_old_ones(tmp_path):
     fresh, old, custom = tmp_path / "fresh", tmp_path / "old", tmp_path / "custom"
+    batched = tmp_path / "batched"
     old.mkdir()
     (old / "dagster.yaml").write_text(LEGACY_SETTINGS)
     custom.mkdir()
     (custom / "dagster.yaml").write_text("telemetry:\n  enabled: true\n")
-    for home in (fresh, old, custom):
+    batched.mkdir()
+    # What the project wrote before run logs took in the package's own loggers.
+    (batched / "dagster.yaml").write_text(
+        "telemetry:\n  enabled: false\nevent_log_storage:\n"
+        "  module: spotify_platform.defs.event_storage\n"
+        "  class: BatchingSqliteEventLogStorage\n  config:\n"
+        f"    base_dir: {batched / 'history' / 'runs'}\n"
+    )
+    for home in (fresh, old, custom, batched):
         subprocess.run(
             [sys.executable, "-m", "spotify_platform.defs.event_storage", str(home)], check=True
         )
-    for home in (fresh, old):
+    for home in (fresh, old, batched):
         instance = DagsterInstance.from_config(str(home))
         assert isinstance(instance.event_log_storage, BatchingSqliteEventLogStorage)
+        assert instance.managed_python_loggers == ["spotify_platform"]
         instance.dispose()
     assert (custom / "dagster.yaml").read_text() == "telemetry:\n  enabled: true\n"

@@ -4,6 +4,7 @@ import datetime as dt
 import time
 
 import pytest
+from dagster import DagsterInstance
 
 from spotify_platform import cli
 from spotify_platform.defs.resources.catalog import OfflineCatalogResource
@@ -54,6 +55,26 @@ def test_run_enriches_new_tracks_from_the_api_once(fake):
     assert cli.main(["run", "--from", str(DAY), "--to", str(DAY)]) == 0
     again = [p for p in spotify.paths()[before:] if p.startswith("/v1/")]
     assert again == []
+
+
+def test_the_clients_retries_show_in_the_run_log(fake):
+    spotify, _ = fake
+    for path in [f"/v1/tracks/{t}" for t in spotify.tracks]:
+        spotify.script(path, 401, {}, times=1)
+    assert cli.main(["run", "--from", str(DAY), "--to", str(DAY)]) == 0
+    requested = set(spotify.paths())
+    refused = [f"/v1/tracks/{t}" for t in spotify.tracks if f"/v1/tracks/{t}" in requested]
+    assert refused
+    instance = DagsterInstance.get()
+    run = instance.get_runs(limit=1)[0]
+    logged = [
+        r.event_log_entry.user_message
+        for r in instance.get_records_for_run(run.run_id, limit=100_000).records
+        if "answered 401" in r.event_log_entry.user_message
+    ]
+    assert len(logged) == len(refused)
+    assert all(any(p.removeprefix("/v1") in m for m in logged) for p in refused)
+    instance.dispose()
 
 
 def test_a_day_long_rate_limit_fails_the_run_fast_naming_the_wait(fake, capsys):

@@ -158,9 +158,14 @@ def _asset_row_updates(events: Sequence[EventLogEntry]) -> list[int]:
     return sorted(chosen)
 
 
-def instance_settings(home: str) -> str:
-    """The `dagster.yaml` of the project's local instance: Dagster's SQLite storage at its
-    usual place under `home`, events written in batches, no telemetry."""
+# The package's own loggers (a warehouse retry, a Spotify rate-limit wait, a legacy schema
+# warning) are managed by Dagster: inside a run their records join the run's log in the UI.
+PYTHON_LOGS = (
+    "python_logs:\n  managed_python_loggers:\n    - spotify_platform\n  python_log_level: INFO\n"
+)
+
+
+def _storage_settings(home: str) -> str:
     runs = os.path.join(os.path.abspath(home), "history", "runs")
     return (
         "telemetry:\n"
@@ -173,17 +178,24 @@ def instance_settings(home: str) -> str:
     )
 
 
+def instance_settings(home: str) -> str:
+    """The `dagster.yaml` of the project's local instance: Dagster's SQLite storage at its
+    usual place under `home`, events written in batches, the package's loggers in run logs,
+    no telemetry."""
+    return _storage_settings(home) + PYTHON_LOGS
+
+
 LEGACY_SETTINGS = "telemetry:\n  enabled: false\n"
 
 
 def ensure_instance_settings(home: str) -> None:
-    """Write the settings into a new instance, or into one that still has the project's
-    earlier telemetry-only settings (same databases, so nothing recorded is lost)."""
+    """Write the settings into a new instance, or into one that still has settings an earlier
+    version of the project wrote (same databases, so nothing recorded is lost)."""
     os.makedirs(home, exist_ok=True)
     path = os.path.join(home, "dagster.yaml")
     if os.path.exists(path):
         with open(path, encoding="utf-8") as handle:
-            if handle.read() != LEGACY_SETTINGS:
+            if handle.read() not in (LEGACY_SETTINGS, _storage_settings(home)):
                 return
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(instance_settings(home))
