@@ -22,7 +22,13 @@ from dagster import (
 
 from spotify_platform.cli import run_range
 from spotify_platform.core.lake.ingest import import_history
-from spotify_platform.core.lake.layout import STAGING_ROOT, dashboard_key, raw_key, staging_key
+from spotify_platform.core.lake.layout import (
+    STAGING_ROOT,
+    dashboard_key,
+    raw_key,
+    raw_prefix,
+    staging_key,
+)
 from spotify_platform.core.sources.histories import HistorySpec, export_files
 from spotify_platform.definitions import build_definitions
 from spotify_platform.defs.event_storage import (
@@ -140,6 +146,12 @@ def test_a_sparse_history_runs_once_with_every_day_materialized_and_right_kpis(
     }
     assert {day for day, m in per_day.items() if "dagster/uri" in m} == played
     assert per_day[min(played)]["dagster/uri"].value == lake.uri(staging_key(min(played)))
+    landed = instance.fetch_materializations(AssetKey(["lake", "raw_listening_events"]), 1000)
+    raw = {dt.date.fromisoformat(r.partition_key): r.asset_materialization.metadata
+           for r in landed.records}
+    assert {day for day, m in raw.items() if "dagster/uri" in m} == played
+    assert raw[max(played)]["dagster/uri"].value == lake.uri(raw_prefix(max(played)))
+    assert all(m["files"].value == len(lake.list_keys(raw_prefix(d))) for d, m in raw.items())
     run_id = instance.get_runs(limit=1)[0].run_id
     records = instance.get_records_for_run(run_id, limit=100_000).records
     log = [r.event_log_entry.user_message for r in records]

@@ -37,7 +37,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from spotify_platform.core.lake.layout import raw_key
+from spotify_platform.core.lake.layout import RAW_ROOT, raw_key
 from spotify_platform.core.sources.api_payloads import recently_played_records
 from spotify_platform.core.sources.raw import encode_records
 from spotify_platform.defs.resources.hmac_key import IdentityResource
@@ -358,7 +358,7 @@ def _metadata(lake: LakeResource, accounts: list[str], run: _Run) -> dict[str, o
         "plays_by_account": MetadataValue.json(run.counts),
         "files": len(run.files),
         "failed_accounts": sorted(run.failures) + run.not_fetched,
-        "lake_prefix": MetadataValue.path(lake.uri("raw/listening_events/")),
+        "dagster/uri": lake.uri(RAW_ROOT),
     }
 
 

@@ -12,7 +12,7 @@ from spotify_platform.core.lake.layout import raw_key, raw_prefix
 from spotify_platform.core.sources.raw import encode_jsonl_gz
 from spotify_platform.defs.assets.api import RECENTLY_PLAYED
 from spotify_platform.defs.assets.uploads import UPLOADS
-from spotify_platform.defs.partitions import daily_partitions, days_of
+from spotify_platform.defs.partitions import daily_partitions, days_of, run_summary
 from spotify_platform.defs.resources.lake import LakeResource
 from spotify_platform.defs.resources.simulated_listening import SimulatorResource
 
@@ -37,20 +37,27 @@ def raw_listening_events(
     lake.check()
     simulated = 0
     files: list[str] = []
+    per_day: dict[str, dict[str, object]] = {}
     for day in days_of(context):
+        events = 0
         if simulator.enabled:
-            events = simulator.day(day)
-            lake.write_bytes(raw_key(day, "simulator", "events"), encode_jsonl_gz(events))
-            simulated += len(events)
-        files.extend(lake.list_keys(raw_prefix(day)))
+            events = len(rows := simulator.day(day))
+            lake.write_bytes(raw_key(day, "simulator", "events"), encode_jsonl_gz(rows))
+            simulated += events
+        found = lake.list_keys(raw_prefix(day))
+        files.extend(found)
+        per_day[day.isoformat()] = {"files": len(found), "simulated_events": events}
+        if found:
+            per_day[day.isoformat()]["dagster/uri"] = lake.uri(raw_prefix(day))
     context.log.info(f"{len(files)} raw files, {simulated} simulated events")
-    return MaterializeResult(
-        metadata={
-            "files": len(files),
-            "simulated_events": simulated,
+    return run_summary(
+        context,
+        {
+            "files_in_run": len(files),
             "lake_prefix": MetadataValue.path(lake.uri("raw/listening_events/")),
             "sources": sorted(
                 {k.split("source=")[1].split("/")[0] for k in files if "source=" in k}
             ),
-        }
+        },
+        per_day,
     )

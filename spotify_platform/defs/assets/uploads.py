@@ -109,7 +109,7 @@ def export_uploads(
             "first_day": report.first_day.isoformat() if report.first_day else "none",
             "last_day": report.last_day.isoformat() if report.last_day else "none",
             "raw_files": len(report.keys),
-            "lake_prefix": MetadataValue.path(lake.uri(RAW_ROOT)),
+            "dagster/uri": lake.uri(RAW_ROOT),
         },
         check_results=[
             AssetCheckResult(
