@@ -1,7 +1,7 @@
 """KPI layer: one warehouse table per KPI, keyed by day."""
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pandas as pd
 import sqlalchemy as sa
@@ -9,6 +9,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetMaterialization,
+    AssetsDefinition,
     BackfillPolicy,
     MaterializeResult,
     MetadataValue,
@@ -191,132 +192,84 @@ def kpi_retention(context: AssetExecutionContext, warehouse: WarehouseResource):
     )
 
 
-def _ranged(
-    context: AssetExecutionContext,
-    warehouse: WarehouseResource,
-    table: str,
-    sql: str,
-    shape,
-) -> MaterializeResult:
-    days = days_of(context)
-    grouped = warehouse.read_frame(kpis.query(sql, first=days[0], last=days[-1]))
-    frame = shape(grouped)
-    warehouse.replace_days(table, days, frame)
-    return run_summary(
-        context, {"rows": len(frame), "preview": _preview(frame)}, _rows_by_day(frame)
-    )
-
-
 def _rows_by_day(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
     """Each day's row count, as Dagster's per-partition row count."""
     counts = pd.to_datetime(frame["dt"]).dt.date.value_counts()
     return {day.isoformat(): {"dagster/partition_row_count": int(n)} for day, n in counts.items()}
 
 
-@asset(
-    key=["warehouse", "kpi_engagement_by_region_hour"],
-    deps=[HOURLY],
-    description="Streams, listeners and minutes by country and local hour of the play's start.",
-    **COMMON,
+def _grouped_kpi(
+    table: str,
+    deps: list[AssetKey],
+    description: str,
+    sql: str,
+    shape: Callable[[pd.DataFrame], pd.DataFrame],
+) -> AssetsDefinition:
+    """A KPI of groups within each day (countries, hours, genres, artists, ...): one grouped
+    query over the run's days in the warehouse, shaped and validated in pandas."""
+
+    @asset(key=["warehouse", table], deps=deps, description=description, **COMMON)
+    def grouped_kpi(
+        context: AssetExecutionContext, warehouse: WarehouseResource
+    ) -> MaterializeResult:
+        days = days_of(context)
+        frame = shape(warehouse.read_frame(kpis.query(sql, first=days[0], last=days[-1])))
+        warehouse.replace_days(table, days, frame)
+        return run_summary(
+            context, {"rows": len(frame), "preview": _preview(frame)}, _rows_by_day(frame)
+        )
+
+    return grouped_kpi
+
+
+kpi_engagement_by_region_hour = _grouped_kpi(
+    "kpi_engagement_by_region_hour",
+    [HOURLY],
+    "Streams, listeners and minutes by country and local hour of the play's start.",
+    kpis.REGION_HOUR_SQL,
+    lambda g: KpiEngagementByRegionHour.validate(kpis.engagement(g, ["country", "local_hour"])),
 )
-def kpi_engagement_by_region_hour(
-    context: AssetExecutionContext, warehouse: WarehouseResource
-) -> MaterializeResult:
-    return _ranged(
-        context,
-        warehouse,
-        "kpi_engagement_by_region_hour",
-        kpis.REGION_HOUR_SQL,
-        lambda g: KpiEngagementByRegionHour.validate(kpis.engagement(g, ["country", "local_hour"])),
-    )
 
-
-@asset(
-    key=["warehouse", "kpi_engagement_by_utc_hour"],
-    deps=[HOURLY],
-    description="Streams, listeners and minutes by UTC hour of the play's start.",
-    **COMMON,
+kpi_engagement_by_utc_hour = _grouped_kpi(
+    "kpi_engagement_by_utc_hour",
+    [HOURLY],
+    "Streams, listeners and minutes by UTC hour of the play's start.",
+    kpis.UTC_HOUR_SQL,
+    lambda g: KpiEngagementByUtcHour.validate(kpis.engagement(g, ["utc_hour"])),
 )
-def kpi_engagement_by_utc_hour(
-    context: AssetExecutionContext, warehouse: WarehouseResource
-) -> MaterializeResult:
-    return _ranged(
-        context,
-        warehouse,
-        "kpi_engagement_by_utc_hour",
-        kpis.UTC_HOUR_SQL,
-        lambda g: KpiEngagementByUtcHour.validate(kpis.engagement(g, ["utc_hour"])),
-    )
 
-
-@asset(
-    key=["warehouse", "kpi_genre_share"],
-    deps=[ARTISTS_DAILY, AssetKey(["warehouse", "dim_artists"])],
-    description="Share of the day's streams by the artist's primary genre ('unknown' if none).",
-    **COMMON,
+kpi_genre_share = _grouped_kpi(
+    "kpi_genre_share",
+    [ARTISTS_DAILY, AssetKey(["warehouse", "dim_artists"])],
+    "Share of the day's streams by the artist's primary genre ('unknown' if none).",
+    kpis.GENRE_SQL,
+    lambda g: KpiGenreShare.validate(kpis.shares(g, "streams")),
 )
-def kpi_genre_share(
-    context: AssetExecutionContext, warehouse: WarehouseResource
-) -> MaterializeResult:
-    return _ranged(
-        context,
-        warehouse,
-        "kpi_genre_share",
-        kpis.GENRE_SQL,
-        lambda g: KpiGenreShare.validate(kpis.shares(g, "streams")),
-    )
 
-
-@asset(
-    key=["warehouse", "kpi_platform_mix"],
-    deps=[HOURLY],
-    description="Share of the day's plays by device family.",
-    **COMMON,
+kpi_platform_mix = _grouped_kpi(
+    "kpi_platform_mix",
+    [HOURLY],
+    "Share of the day's plays by device family.",
+    kpis.PLATFORM_SQL,
+    lambda g: KpiPlatformMix.validate(kpis.shares(g, "plays")),
 )
-def kpi_platform_mix(
-    context: AssetExecutionContext, warehouse: WarehouseResource
-) -> MaterializeResult:
-    return _ranged(
-        context,
-        warehouse,
-        "kpi_platform_mix",
-        kpis.PLATFORM_SQL,
-        lambda g: KpiPlatformMix.validate(kpis.shares(g, "plays")),
-    )
 
-
-@asset(
-    key=["warehouse", "kpi_top_artists"],
-    deps=[ARTISTS_DAILY],
-    description="Top 50 artists per day by streams (dense rank), with listeners and minutes.",
-    **COMMON,
+kpi_top_artists = _grouped_kpi(
+    "kpi_top_artists",
+    [ARTISTS_DAILY],
+    "Top 50 artists per day by streams (dense rank), with listeners and minutes.",
+    kpis.TOP_ARTISTS_SQL,
+    lambda g: KpiTopArtists.validate(kpis.top_list(g, ["artist_name"]))[
+        ["dt", "rank", "artist_name", "streams", "listeners", "minutes_played"]
+    ],
 )
-def kpi_top_artists(
-    context: AssetExecutionContext, warehouse: WarehouseResource
-) -> MaterializeResult:
-    days = days_of(context)
-    grouped = warehouse.read_frame(kpis.query(kpis.TOP_ARTISTS_SQL, first=days[0], last=days[-1]))
-    frame = KpiTopArtists.validate(kpis.top_list(grouped, ["artist_name"]))
-    frame = frame[["dt", "rank", "artist_name", "streams", "listeners", "minutes_played"]]
-    warehouse.replace_days("kpi_top_artists", days, frame)
-    return run_summary(
-        context, {"rows": len(frame), "preview": _preview(frame)}, _rows_by_day(frame)
-    )
 
-
-@asset(
-    key=["warehouse", "kpi_top_tracks"],
-    deps=[TRACKS_DAILY],
-    description="Top 50 tracks per day by streams (dense rank), with listeners and minutes.",
-    **COMMON,
-)
-def kpi_top_tracks(
-    context: AssetExecutionContext, warehouse: WarehouseResource
-) -> MaterializeResult:
-    days = days_of(context)
-    grouped = warehouse.read_frame(kpis.query(kpis.TOP_TRACKS_SQL, first=days[0], last=days[-1]))
-    frame = KpiTopTracks.validate(kpis.top_list(grouped, ["track_name", "artist_name", "track_id"]))
-    frame = frame[
+kpi_top_tracks = _grouped_kpi(
+    "kpi_top_tracks",
+    [TRACKS_DAILY],
+    "Top 50 tracks per day by streams (dense rank), with listeners and minutes.",
+    kpis.TOP_TRACKS_SQL,
+    lambda g: KpiTopTracks.validate(kpis.top_list(g, ["track_name", "artist_name", "track_id"]))[
         [
             "dt",
             "rank",
@@ -327,11 +280,8 @@ def kpi_top_tracks(
             "listeners",
             "minutes_played",
         ]
-    ]
-    warehouse.replace_days("kpi_top_tracks", days, frame)
-    return run_summary(
-        context, {"rows": len(frame), "preview": _preview(frame)}, _rows_by_day(frame)
-    )
+    ],
+)
 
 
 @asset(
