@@ -5,6 +5,7 @@ before it."""
 
 import datetime as dt
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ BIN = Path(sys.executable).parent
 ACCOUNTS = "40"
 START_TIMEOUT_S = 240
 RUN_TIMEOUT_S = 1200
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 REPOSITORIES = """
 query {
@@ -241,8 +243,9 @@ def _schema_upgrades(dev: DagsterDev, run_id: str) -> list[str]:
             ]
 
 
-def _assert_loaded(url: str, days: list[dt.date]) -> None:
-    """The warehouse is at the newest revision and holds the days' streams and KPIs."""
+def _assert_loaded(url: str, days: list[dt.date]) -> dict[str, int]:
+    """The warehouse is at the newest revision and holds the days' streams and KPIs; the
+    number of plays of each day."""
     facts, daily = TABLES["fact_streams"], TABLES["kpi_daily_streams"]
     engine = sa.create_engine(url, poolclass=sa.NullPool)
     try:
@@ -266,6 +269,41 @@ def _assert_loaded(url: str, days: list[dt.date]) -> None:
     assert {str(day)[:10]: n for day, n in plays.items()} == {
         str(day)[:10]: n for day, n in streams.items()
     }
+    return {str(day)[:10]: int(n) for day, n in streams.items()}
+
+
+def _partition_row_counts(dev: DagsterDev, key: AssetKey) -> dict[str, int]:
+    """Each partition's `dagster/partition_row_count`, as the asset page shows it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(dev.home))
+        with DagsterInstance.get() as instance:
+            records = instance.fetch_materializations(key, limit=100).records
+            return {
+                r.partition_key: r.asset_materialization.metadata[
+                    "dagster/partition_row_count"
+                ].value
+                for r in records
+            }
+
+
+def _screenshot(base: str, path: str, target: Path, profile: Path) -> None:
+    """The page as headless Chromium draws it, where Chromium is installed (CI installs it).
+    The UI's welcome dialog, shown once per instance, is marked seen first."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        return
+    assert _graphql(base, "mutation { setNuxSeen }")["setNuxSeen"] is True
+    url = base + path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         f"--user-data-dir={profile}", "--window-size=1440,1100",
+         "--virtual-time-budget=20000", f"--screenshot={target}", url],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert target.stat().st_size > 10_000
 
 
 def test_materialize_all_from_the_ui_on_a_fresh_instance_and_empty_warehouse(
@@ -320,4 +358,15 @@ def test_backfilling_a_range_from_the_ui_on_a_fresh_instance_and_empty_warehouse
     assert runs
     # A backfill of assets runs all their checks, the freshness checks the job leaves out too.
     _assert_all_checks_passed(dagster_dev, list(runs), assets)
-    _assert_loaded(dagster_dev.warehouse_url, days)
+    plays = _assert_loaded(dagster_dev.warehouse_url, days)
+    # One run over three days: each day's own row count on its own materialization.
+    facts = AssetKey(["warehouse", "fact_streams"])
+    assert len(runs) == 1
+    assert _partition_row_counts(dagster_dev, facts) == plays
+    assert len(set(plays.values())) == len(days)
+    _screenshot(
+        dagster_dev.base,
+        "/assets/warehouse/fact_streams",
+        ARTIFACTS / "asset_page_fact_streams.png",
+        dagster_dev.home.parent / "chromium",
+    )
