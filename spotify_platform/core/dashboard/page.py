@@ -31,7 +31,8 @@ CSP = (
 @jinja2.pass_eval_context
 def _escaped(context: jinja2.nodes.EvalContext, value: object) -> object:
     """Autoescaping as `html.escape` writes it (&quot; and &#x27;, where markupsafe writes &#34;
-    and &#39;): a name reads the same either way, and stays the same bytes from page to page."""
+    and &#39;): a browser reads both alike, and names keep the bytes they have in pages written
+    before the template and in the tests, which compare with `html.escape`."""
     if not context.autoescape or hasattr(value, "__html__"):
         return value
     return Markup(html.escape(str(value), quote=True))
@@ -39,7 +40,8 @@ def _escaped(context: jinja2.nodes.EvalContext, value: object) -> object:
 
 ENVIRONMENT = jinja2.Environment(
     loader=jinja2.PackageLoader("spotify_platform.core.dashboard", "templates"),
-    # The style sheet is written into <style> as is: CSS has no entities to escape into.
+    # The style sheet goes into <style>, where no entity is decoded: escaped, its quoted font
+    # names would break.
     autoescape=jinja2.select_autoescape(
         enabled_extensions=("html",), disabled_extensions=("css",), default=True
     ),
