@@ -22,7 +22,7 @@ from spotify_platform.core.dashboard.data import (
     on_day,
     trend,
 )
-from spotify_platform.core.dashboard.tables import (
+from spotify_platform.core.dashboard.page_tables import (
     ARTIST_COLUMNS,
     TRACK_COLUMNS,
     YEAR_ARTIST_COLUMNS,
