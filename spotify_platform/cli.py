@@ -126,20 +126,20 @@ def lifecycle_headline(warehouse, last: dt.date) -> list[str]:
     import sqlalchemy as sa
 
     from spotify_platform.core.contracts.tables import TABLES
-    from spotify_platform.core.dashboard import lifecycle_report
+    from spotify_platform.core.dashboard import insights
 
     growth = TABLES["kpi_growth_accounting"]
-    week = lifecycle_report.last_complete_week(last)
+    week = insights.last_complete_week(last)
     weeks = warehouse.read_frame(
         sa.select(growth).where(growth.c.period == "week", growth.c.period_start == week)
     )
     at_risk = warehouse.read_table("kpi_listeners_at_risk", [last])
     found = {
-        **lifecycle_report.growth_facts(weeks, last),
-        "riskiest_segment": lifecycle_report.riskiest_segment(at_risk, last),
+        **insights.growth_facts(weeks, last),
+        "riskiest_segment": insights.riskiest_segment(at_risk, last),
         "sessions_today": None,
     }
-    return lifecycle_report.sentences(found)[:2]
+    return insights.lifecycle_sentences(found)[:2]
 
 
 def import_history_command(

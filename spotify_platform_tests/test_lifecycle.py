@@ -10,7 +10,7 @@ import pytest
 
 from spotify_platform import cli
 from spotify_platform.core.contracts.schemas import AggAccountSegmentDaily, KpiGrowthAccounting
-from spotify_platform.core.dashboard import lifecycle_report, reports
+from spotify_platform.core.dashboard import insights
 from spotify_platform.core.kpis import lifecycle, sessions
 from spotify_platform.core.lake.layout import raw_key
 from spotify_platform.core.sources.platforms import classify_platform
@@ -137,7 +137,7 @@ def test_the_dashboard_and_the_headline_state_the_quick_ratio_and_riskiest_segme
     simulated, monkeypatch
 ):
     resources, expected = simulated
-    monkeypatch.setattr(lifecycle_report, "RISK_MIN_LISTENERS", 3)
+    monkeypatch.setattr(insights, "RISK_MIN_LISTENERS", 3)
     week = pd.Timestamp(LAST - dt.timedelta(days=6))  # LAST is a Sunday: its week is complete
     _, new, _, resurrected, churned = oracle.growth_accounting(
         expected, "week", pd.Timestamp(LAST)
@@ -149,12 +149,12 @@ def test_the_dashboard_and_the_headline_state_the_quick_ratio_and_riskiest_segme
     )
     ratio = f"Quick ratio {(new + resurrected) / churned:.2f} in the week of {week.date()}: "
     segment = (
-        f"{lifecycle_report.segment_label(country, platform)}: {at_risk / active:.0%} at risk "
+        f"{insights.segment_label(country, platform)}: {at_risk / active:.0%} at risk "
         f"({at_risk:,} of {active:,}), the highest segment with >= 3 listeners."
     )
 
-    sentences = reports.insight_sentences(
-        reports.insights(read_dashboard_data(resources["warehouse"], LAST))
+    sentences = insights.insight_sentences(
+        insights.insights(read_dashboard_data(resources["warehouse"], LAST))
     )
     assert sentences[3].startswith(ratio) and sentences[4] == segment
     monkeypatch.setenv("WAREHOUSE_URL", resources["warehouse"].url)

@@ -15,7 +15,16 @@ from dagster import (
 )
 
 from spotify_platform.core.contracts.tables import TABLES
-from spotify_platform.core.dashboard import lifecycle_report, reports
+from spotify_platform.core.dashboard.data import (
+    GROWTH_WEEKS,
+    HISTORY_TOP,
+    DashboardData,
+    HistoryData,
+    growth_window,
+    history_window,
+)
+from spotify_platform.core.dashboard.insights import insights, insights_markdown, segment_label
+from spotify_platform.core.dashboard.page import render_dashboard
 from spotify_platform.core.lake.layout import dashboard_key
 from spotify_platform.defs.partitions import daily_partitions, days_of, run_summary
 from spotify_platform.defs.resources.lake import LakeResource
@@ -31,16 +40,16 @@ def days_to_render(days: list[dt.date]) -> list[dt.date]:
     return list(days) if len(days) <= RENDER_EVERY_DAY_UP_TO else [days[-1]]
 
 
-def read_dashboard_data(warehouse: WarehouseResource, day: dt.date) -> reports.DashboardData:
+def read_dashboard_data(warehouse: WarehouseResource, day: dt.date) -> DashboardData:
     """The KPI rows the dashboard of `day` shows, read from the warehouse."""
-    trend = reports.history_window(day)
+    trend = history_window(day)
     today = [day]
     daily = TABLES["kpi_daily_streams"]
     growth = TABLES["kpi_growth_accounting"]
     first = warehouse.read_frame(
         sa.select(sa.func.min(daily.c.dt)).where(daily.c.streams > 0, daily.c.dt <= day)
     ).iloc[0, 0]
-    return reports.DashboardData(
+    return DashboardData(
         day=day,
         daily_streams=warehouse.read_table("kpi_daily_streams", trend),
         active_users=warehouse.read_table("kpi_active_users", trend),
@@ -52,15 +61,13 @@ def read_dashboard_data(warehouse: WarehouseResource, day: dt.date) -> reports.D
         genre_share=warehouse.read_table("kpi_genre_share", today),
         platform_mix=warehouse.read_table("kpi_platform_mix", today),
         retention=warehouse.read_table("kpi_retention"),
-        artist_history=warehouse.read_table("kpi_top_artists", reports.growth_window(day)),
+        artist_history=warehouse.read_table("kpi_top_artists", growth_window(day)),
         first_stream_day=None if pd.isna(first) else pd.Timestamp(first).date(),
         growth_accounting=typed_frame(
             warehouse.read_frame(
                 sa.select(growth).where(
                     growth.c.period == "week",
-                    growth.c.period_start.between(
-                        day - dt.timedelta(weeks=lifecycle_report.GROWTH_WEEKS + 1), day
-                    ),
+                    growth.c.period_start.between(day - dt.timedelta(weeks=GROWTH_WEEKS + 1), day),
                 )
             ),
             "kpi_growth_accounting",
@@ -70,7 +77,7 @@ def read_dashboard_data(warehouse: WarehouseResource, day: dt.date) -> reports.D
     )
 
 
-def read_history(warehouse: WarehouseResource, day: dt.date) -> reports.HistoryData:
+def read_history(warehouse: WarehouseResource, day: dt.date) -> HistoryData:
     """The whole history up to `day`: daily totals, and the top artists and tracks of each
     year from the per-day aggregates (each artist or track under its latest spelling)."""
     daily_table = TABLES["kpi_daily_streams"]
@@ -104,7 +111,7 @@ def read_history(warehouse: WarehouseResource, day: dt.date) -> reports.HistoryD
             )
         )
     empty = pd.DataFrame(columns=["year", "streams", "minutes_played"])
-    return reports.HistoryData(
+    return HistoryData(
         daily=daily,
         top_artists=pd.concat(artists, ignore_index=True) if artists else empty,
         top_tracks=pd.concat(tracks, ignore_index=True) if tracks else empty,
@@ -143,7 +150,7 @@ def _year_top(
     top = totals.merge(shown, on=key).sort_values(
         ["streams", *names], ascending=[False, *([True] * len(names))], kind="mergesort"
     )
-    top = top.head(reports.HISTORY_TOP)
+    top = top.head(HISTORY_TOP)
     return pd.DataFrame(
         {
             "year": year,
@@ -174,12 +181,10 @@ def _insight_metadata(found: dict[str, object]) -> dict[str, MetadataValue]:
         "growth_week": text(found["growth_week"]),
         "quick_ratio": number(found["quick_ratio"]),
         "riskiest_segment": text(
-            lifecycle_report.segment_label(segment["country"], segment["platform"])
-            if segment
-            else None
+            segment_label(segment["country"], segment["platform"]) if segment else None
         ),
         "riskiest_segment_share": number(segment["share"] if segment else None),
-        "insights": MetadataValue.md(reports.insights_markdown(found)),
+        "insights": MetadataValue.md(insights_markdown(found)),
     }
 
 
@@ -207,7 +212,7 @@ def dashboard(
         if len(days) > RENDER_EVERY_DAY_UP_TO:
             # A long range is a backfill or an imported history: its one page shows it all.
             data = dataclasses.replace(data, history=read_history(warehouse, day))
-        page = reports.render_dashboard(data, day).encode("utf-8")
+        page = render_dashboard(data, day).encode("utf-8")
         key = dashboard_key(day)
         lake.write_bytes(key, page)
         context.log.info(f"dashboard of {day} written to {lake.uri(key)} ({len(page):,} bytes)")
@@ -218,6 +223,6 @@ def dashboard(
             "size_bytes": MetadataValue.int(len(page)),
             "day": MetadataValue.text(day.isoformat()),
             "rendered_days": MetadataValue.int(len(rendered)),
-            **_insight_metadata(reports.insights(data)),
+            **_insight_metadata(insights(data)),
         },
     )
