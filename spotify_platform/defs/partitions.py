@@ -53,7 +53,8 @@ def run_summary(
     A one-day run's on its day. A range's run figures go on its last day only, with the range
     named: returned for a range, they would be copied onto every day of it, as if each day had
     the range's totals and the last day's preview."""
-    keys = context.partition_keys if context.has_partition_key_range else []
+    partitioned = context.has_partition_key or context.has_partition_key_range
+    keys = list(context.partition_keys) if partitioned else []
     per_day = per_day or {}
     if len(keys) <= 1:
         own = per_day.get(keys[0], {}) if keys else {}

@@ -207,6 +207,7 @@ def dashboard(
 ) -> MaterializeResult:
     days = days_of(context)
     rendered = days_to_render(days)
+    per_day: dict[str, dict[str, object]] = {}
     for day in rendered:
         data = read_dashboard_data(warehouse, day)
         if len(days) > RENDER_EVERY_DAY_UP_TO:
@@ -216,13 +217,14 @@ def dashboard(
         key = dashboard_key(day)
         lake.write_bytes(key, page)
         context.log.info(f"dashboard of {day} written to {lake.uri(key)} ({len(page):,} bytes)")
+        per_day[day.isoformat()] = {"dagster/uri": lake.uri(key), "size_bytes": len(page)}
     return run_summary(
         context,
         {
             "path": MetadataValue.path(lake.uri(key)),
-            "size_bytes": MetadataValue.int(len(page)),
             "day": MetadataValue.text(day.isoformat()),
             "rendered_days": MetadataValue.int(len(rendered)),
             **_insight_metadata(insights(data)),
         },
+        per_day,
     )
