@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import boto3
 import pytest
@@ -19,6 +18,8 @@ from moto.server import ThreadedMotoServer
 
 from spotify_platform.defs.event_storage import ensure_instance_settings
 from spotify_platform_tests.private_mariadb import PrivateMariaDB, find_binary
+from spotify_platform_tests.support.mariadb import admin_engine, temporary_database
+from spotify_platform_tests.support.web_api import FakeSpotify
 
 DEFAULT_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/?charset=utf8mb4"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -35,16 +36,11 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
-def _admin_engine(url: str) -> sa.Engine:
-    """Engine without pooling, so no admin connection outlives the statement that needed it."""
-    return sa.create_engine(url, poolclass=sa.NullPool, connect_args={"connect_timeout": 5})
-
-
 @pytest.fixture(scope="session")
 def mysql_server_url() -> str:
     """Admin URL of the MariaDB server (env ``TEST_MYSQL_URL`` overrides the default)."""
     url = os.environ.get("TEST_MYSQL_URL", DEFAULT_MYSQL_URL)
-    engine = _admin_engine(url)
+    engine = admin_engine(url)
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
@@ -59,48 +55,11 @@ def mysql_server_url() -> str:
     return url
 
 
-@contextmanager
-def temporary_database(server_url: str) -> Iterator[str]:
-    """URL of a fresh utf8mb4_bin `spt_test_*` database, dropped on exit."""
-    name = f"spt_test_{secrets.token_hex(6)}"
-    engine = _admin_engine(server_url)
-    with engine.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
-    server = sa.make_url(server_url)
-    url = server.set(database=name, query={**server.query, "local_infile": "1"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        _drop_database(engine, name)
-        engine.dispose()
-
-
 @pytest.fixture
 def mysql_url(mysql_server_url: str) -> Iterator[str]:
     """URL of a fresh utf8mb4_bin database that exists for this test only."""
     with temporary_database(mysql_server_url) as url:
         yield url
-
-
-def _drop_database(engine: sa.Engine, name: str) -> None:
-    """Drop one test database, first ending sessions a test left open in it.
-
-    An open transaction in the database holds a metadata lock that would make DROP wait for
-    ``lock_wait_timeout`` (a year by default) instead of failing.
-    """
-    with engine.connect() as conn:
-        own_id = conn.execute(sa.text("SELECT CONNECTION_ID()")).scalar_one()
-        leftover = conn.execute(
-            sa.text("SELECT id FROM information_schema.processlist WHERE db = :db AND id <> :me"),
-            {"db": name, "me": own_id},
-        ).scalars()
-        for session_id in leftover:
-            try:
-                conn.execute(sa.text(f"KILL {int(session_id)}"))
-            except sa.exc.OperationalError:
-                pass  # it ended between the listing and the KILL
-        conn.execute(sa.text("SET SESSION lock_wait_timeout = 30"))
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
 
 
 @pytest.fixture(scope="session")
@@ -200,3 +159,12 @@ def postgres_database() -> Iterator[sa.URL]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def spotify(httpserver, tmp_path, monkeypatch) -> Iterator[FakeSpotify]:
+    """A fake Spotify; the working directory is a fresh folder so a stray `.cache` shows."""
+    monkeypatch.chdir(tmp_path)
+    fake = FakeSpotify(httpserver)
+    yield fake
+    assert not list(tmp_path.glob(".cache*")), "spotipy wrote a token cache file"

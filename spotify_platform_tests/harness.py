@@ -137,3 +137,10 @@ def synthetic_facts(rows: int, day: dt.date, seed: int = 0) -> pd.DataFrame:
             "local_hour": pd.array(started.hour, dtype="Int8"),
         }
     )
+
+
+def import_run(defs, request, instance: DagsterInstance):
+    """The import run a sensor's request asks for, executed as the daemon would launch it."""
+    return defs.resolve_job_def(request.job_name).execute_in_process(
+        run_config=request.run_config, tags=request.tags, instance=instance, raise_on_error=False
+    )

@@ -171,7 +171,7 @@ def period_start(day: pd.Timestamp, kind: str) -> pd.Timestamp:
 
 def growth_accounting(frame: pd.DataFrame, kind: str, last_day: pd.Timestamp) -> dict:
     """{period start: (active, new, retained, resurrected, churned)} for every period from the
-    first with a stream to the one holding `last_day`, from the issue's definitions."""
+    first with a stream to the one holding `last_day`, as docs/kpis.md defines them."""
     streams = frame[frame["stream"]]
     active: dict[pd.Timestamp, set] = {}
     for account, day in zip(streams["account"], streams["day"], strict=True):

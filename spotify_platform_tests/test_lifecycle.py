@@ -17,8 +17,8 @@ from spotify_platform.core.sources.platforms import classify_platform
 from spotify_platform.core.sources.raw import encode_records
 from spotify_platform.defs.assets.reports import read_dashboard_data
 from spotify_platform_tests import oracle
-from spotify_platform_tests.conftest import temporary_database
 from spotify_platform_tests.harness import make_resources, read_table, run_days, simulated_raw
+from spotify_platform_tests.support.mariadb import temporary_database
 
 FIRST = dt.date(2026, 1, 5)
 LAST = dt.date(2026, 2, 22)

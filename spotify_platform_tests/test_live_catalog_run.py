@@ -9,7 +9,7 @@ from dagster import DagsterInstance
 from spotify_platform import cli
 from spotify_platform.defs.resources.catalog import OfflineCatalogResource
 from spotify_platform.defs.resources.warehouse import WarehouseResource
-from spotify_platform_tests.test_spotify_api import CLIENT_ID, CLIENT_SECRET, FakeSpotify
+from spotify_platform_tests.support.web_api import CLIENT_ID, CLIENT_SECRET, FakeSpotify
 
 DAY = dt.date(2026, 6, 3)
 SEED = 5

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from spotify_platform.sources import platforms
 
+from spotify_platform.core.sources import platforms
 from spotify_platform.core.sources.platforms import PLATFORMS, normalise_platform
 
 REAL_EXAMPLES = [

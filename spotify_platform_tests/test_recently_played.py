@@ -1,32 +1,27 @@
 """Recently-played ingestion for connected accounts, against a local Web-API-like server.
 
-The server (pytest-httpserver, routed like `test_spotify_api.py`'s) knows several accounts by
-refresh token, serves each account's plays newest first and, like Spotify, only reaches the 50
-latest of them. The lake is a folder in tmp_path; assets run through `dagster.materialize`.
+The server (`support.web_api.FakeWebApi`) knows several accounts by refresh token, serves each
+account's plays newest first and, like Spotify, only reaches the 50 latest of them. The lake is
+a folder in tmp_path; assets run through `dagster.materialize`.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import gzip
 import json
 import logging
-import re
 import secrets
 import time
-from urllib.parse import parse_qs
 
 import pytest
 from dagster import (
     AssetCheckSeverity,
     DagsterInstance,
     Definitions,
-    build_resources,
     materialize,
     serialize_value,
 )
-from werkzeug import Request, Response
 
 from spotify_platform.core.sources.raw import RAW_FIELDS
 from spotify_platform.defs.assets.api import (
@@ -39,144 +34,22 @@ from spotify_platform.defs.automation import recently_played_job, recently_playe
 from spotify_platform.defs.resources.hmac_key import IdentityResource
 from spotify_platform.defs.resources.lake import LakeResource
 from spotify_platform.defs.resources.spotify_accounts import (
-    SpotifyAccountsError,
     SpotifyAccountsResource,
-    build_spotify_accounts,
+)
+from spotify_platform_tests.support.web_api import (
+    ALICE,
+    BASIC,
+    BOB,
+    CLIENT_SECRET,
+    TOKENS,
+    FakeWebApi,
+    ms,
+    only,
 )
 
-CLIENT_ID = "app-client-id"
-CLIENT_SECRET = "client-secret-" + secrets.token_hex(8)
-BASIC = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
 HMAC_KEY = "test-hmac-key-" + secrets.token_hex(8)
-ALICE = "alice.listener@example.com"
-BOB = "bob.revoked@example.com"
-TOKENS = {
-    ALICE: "refresh-alice-" + secrets.token_hex(8),
-    BOB: "refresh-bob-" + secrets.token_hex(8),
-}
-WINDOW = 50  # the endpoint reaches an account's 50 latest plays, no further
-RECENT = "/v1/me/player/recently-played"
 # Late evening UTC, so a few plays at four-minute steps cross midnight into the next day.
 START = dt.datetime(2026, 3, 1, 23, 50, 0, 123_000, tzinfo=dt.UTC)
-
-
-def iso_ms(moment: dt.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def ms(moment: dt.datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def track(n: int) -> dict:
-    track_id = f"{n:022d}"
-    return {
-        "id": track_id,
-        "type": "track",
-        "uri": f"spotify:track:{track_id}",
-        "name": f"Track {n}",
-        "duration_ms": 200_000,
-        "artists": [{"id": "0OdUWJ0sBjDrqHygGUXeCF", "name": "Band of Horses"}],
-        "album": {"name": "Everything All the Time"},
-    }
-
-
-class FakeWebApi:
-    """Token endpoint and recently-played for several accounts, with scripted refusals."""
-
-    def __init__(self, httpserver) -> None:
-        self.server = httpserver
-        self.plays: dict[str, list[dict]] = {token: [] for token in TOKENS.values()}
-        self.revoked: set[str] = set()
-        self.owner: dict[str, str] = {}
-        self.requests: list[tuple[str, str, dict]] = []
-        self.retry_after: str | None = None
-        self.ignore_after = False
-        httpserver.expect_request(re.compile(".*")).respond_with_handler(self.handle)
-
-    @property
-    def api_url(self) -> str:
-        return self.server.url_for("/v1/")
-
-    @property
-    def auth_url(self) -> str:
-        return self.server.url_for("/api/token")
-
-    def accounts(self, **config: object) -> SpotifyAccountsResource:
-        return SpotifyAccountsResource(
-            client_id=CLIENT_ID,
-            client_secret=CLIENT_SECRET,
-            api_url=self.api_url,
-            auth_url=self.auth_url,
-            **{"refresh_tokens_json": json.dumps(TOKENS), **config},
-        )
-
-    def play(self, account: str, moments: list[dt.datetime]) -> None:
-        plays = self.plays[TOKENS[account]]
-        for i, moment in enumerate(moments):
-            plays.append({"_ms": ms(moment), "played_at": iso_ms(moment), "track": track(i)})
-        plays.sort(key=lambda p: -p["_ms"])
-
-    def recent_queries(self) -> list[dict]:
-        return [q for m, p, q in self.requests if p == RECENT]
-
-    def handle(self, request: Request) -> Response:
-        query = {k: v[-1] for k, v in parse_qs(request.query_string.decode()).items()}
-        self.requests.append((request.method, request.path, query))
-        if request.path == "/api/token" and request.method == "POST":
-            return self.token(request)
-        if self.retry_after is not None:
-            return self.json(
-                self.error(429, "API rate limit exceeded"), 429, {"Retry-After": self.retry_after}
-            )
-        auth = request.headers.get("Authorization", "")
-        refresh = self.owner.get(auth.removeprefix("Bearer "))
-        if refresh is None or refresh in self.revoked:
-            return self.json(self.error(401, "Invalid access token"), 401)
-        if request.path != RECENT:
-            return self.json(self.error(404, "Service not found"), 404)
-        return self.json(self.page(self.plays[refresh][:WINDOW], query))
-
-    def token(self, request: Request) -> Response:
-        if request.headers.get("Authorization") != f"Basic {BASIC}":
-            return self.json({"error": "invalid_client", "error_description": "Bad client"}, 400)
-        refresh = request.form.get("refresh_token")
-        if request.form.get("grant_type") != "refresh_token" or refresh not in self.plays:
-            return self.json({"error": "invalid_grant", "error_description": "Bad token"}, 400)
-        if refresh in self.revoked:
-            return self.json(
-                {"error": "invalid_grant", "error_description": "Refresh token revoked"}, 400
-            )
-        access = f"access-{secrets.token_hex(8)}"
-        self.owner[access] = refresh
-        return self.json({"access_token": access, "token_type": "Bearer", "expires_in": 3600})
-
-    def page(self, plays: list[dict], query: dict) -> dict:
-        limit = int(query.get("limit", 20))
-        if "after" in query and not self.ignore_after:
-            plays = [p for p in plays if p["_ms"] > int(query["after"])]
-        if "before" in query:
-            plays = [p for p in plays if p["_ms"] < int(query["before"])]
-        page = plays[:limit]
-        base = self.api_url
-        return {
-            "items": [{k: v for k, v in p.items() if k != "_ms"} for p in page],
-            "next": f"{base}me/player/recently-played?before={page[-1]['_ms']}&limit={limit}"
-            if len(plays) > limit
-            else None,
-            "cursors": {"after": str(page[0]["_ms"]), "before": str(page[-1]["_ms"])}
-            if page
-            else None,
-            "limit": limit,
-        }
-
-    @staticmethod
-    def error(status: int, message: str) -> dict:
-        return {"error": {"status": status, "message": message}}
-
-    @staticmethod
-    def json(body: object, status: int = 200, headers: dict | None = None) -> Response:
-        return Response(json.dumps(body), status, headers, content_type="application/json")
 
 
 @pytest.fixture
@@ -236,10 +109,6 @@ def failure_text(result) -> str:
     data = event.step_failure_data
     description = data.user_failure_data.description if data.user_failure_data else ""
     return f"{data.error.message}\n{description}"
-
-
-def only(account: str) -> dict[str, str]:
-    return {account: TOKENS[account]}
 
 
 # -- fetching and landing ----------------------------------------------------------------------
@@ -470,49 +339,6 @@ def test_no_account_name_or_token_in_metadata_logs_or_keys(
         assert secret not in "\n".join(keys)
     assert ALICE.split("@")[0] not in event_text + logs
     assert not list(tmp_path.glob(".cache*")), "spotipy wrote a token cache file"
-
-
-def test_accounts_resource_reads_file_and_env_and_hides_tokens(tmp_path, monkeypatch) -> None:
-    accounts_file = tmp_path / "spotify_accounts.json"
-    accounts_file.write_text(json.dumps({ALICE: "file-token", BOB: TOKENS[BOB]}))
-    for name in ("SPOTIFY_API_URL", "SPOTIFY_AUTH_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SPOTIFY_CLIENT_ID", CLIENT_ID)
-    monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", CLIENT_SECRET)
-    monkeypatch.setenv("SPOTIFY_ACCOUNTS_FILE", str(accounts_file))
-    monkeypatch.setenv("SPOTIFY_REFRESH_TOKENS", json.dumps(only(ALICE)))
-
-    resource = build_spotify_accounts()
-
-    assert_hidden = [repr(resource), str(resource)]
-    with build_resources({"accounts": resource}) as resolved:
-        live = resolved.accounts
-        assert live.connected() == sorted([ALICE, BOB])
-        assert live._tokens()[ALICE] == TOKENS[ALICE], "the env mapping wins over the file"
-        assert live.auth_url == "https://accounts.spotify.com/api/token"
-        client = live.client(ALICE)
-        assert_hidden += [repr(live), str(live), repr(client)]
-    for text in assert_hidden:
-        for secret in (*TOKENS.values(), "file-token", CLIENT_SECRET):
-            assert secret not in text
-
-
-def test_accounts_resource_errors_never_echo_tokens(tmp_path) -> None:
-    assert SpotifyAccountsResource().connected() == []
-    broken = SpotifyAccountsResource(refresh_tokens_json='{"a": "tok-123", "b": }')
-    with pytest.raises(SpotifyAccountsError, match="not valid JSON") as caught:
-        broken.connected()
-    assert "tok-123" not in str(caught.value)
-    empty = SpotifyAccountsResource(refresh_tokens_json='{"a": "", "b": "tok-456"}')
-    with pytest.raises(SpotifyAccountsError, match="1 entries") as caught:
-        empty.connected()
-    assert "tok-456" not in str(caught.value)
-    missing = SpotifyAccountsResource(accounts_file=str(tmp_path / "nope.json"))
-    with pytest.raises(SpotifyAccountsError, match="cannot be read"):
-        missing.connected()
-    no_app = SpotifyAccountsResource(refresh_tokens_json=json.dumps(only(ALICE)))
-    with pytest.raises(SpotifyAccountsError, match="SPOTIFY_CLIENT_ID"):
-        no_app.client(ALICE)
 
 
 # -- wiring ------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""MySQL over TLS (issue 9, case 13) against a private MariaDB with certificates of our own.
+"""MySQL over TLS against a private MariaDB with certificates of our own.
 
 The server's certificate is issued by a throwaway CA for 127.0.0.1 (IP SAN), and its user
 `spt_tls` is created `REQUIRE SSL`. Verification must use the CA the platform is given:

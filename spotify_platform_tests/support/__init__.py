@@ -1,0 +1,1 @@
+"""What several test modules share: fake services, raw records and throwaway databases."""
