@@ -28,7 +28,11 @@ from dagster_graphql import DagsterGraphQLClient
 
 from spotify_platform.defs.partitions import PARTITION_TAG
 from spotify_platform.defs.resources.warehouse import WarehouseResource
-from spotify_platform_tests.test_scale_out import DEPLOY_YAML, _environment, _failure
+from spotify_platform_tests.support.deployment import (
+    DEPLOY_YAML,
+    deployment_environment,
+    step_failure,
+)
 
 DEPLOY = DEPLOY_YAML.parent
 DAY = "2026-03-02"
@@ -184,7 +188,7 @@ def test_a_partition_launched_through_graphql_succeeds_with_its_checks(
         folder.mkdir()
     shutil.copy(DEPLOY / "dagster.yaml", home / "dagster.yaml")
     grpc_port, web_port = _free_port(), _free_port()
-    env = _environment(home, postgres_database, mysql_url, lake)
+    env = deployment_environment(home, postgres_database, mysql_url, lake)
     env.update(DAGSTER_CODE_SERVER_HOST="127.0.0.1", DAGSTER_CODE_SERVER_PORT=str(grpc_port))
 
     workspace = str(DEPLOY / "workspace.yaml")
@@ -216,7 +220,7 @@ def test_a_partition_launched_through_graphql_succeeds_with_its_checks(
         for key, value in env.items():
             patch.setenv(key, value)
         with DagsterInstance.get() as instance:
-            assert status == DagsterRunStatus.SUCCESS, _failure(instance, run_id)
+            assert status == DagsterRunStatus.SUCCESS, step_failure(instance, run_id)
             run = instance.get_run_by_id(run_id)
             assert run.tags[PARTITION_TAG] == DAY
             events = [

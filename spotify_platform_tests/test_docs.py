@@ -73,3 +73,19 @@ def test_every_asset_names_the_docs_section_that_defines_it() -> None:
         pages[spec.key.to_user_string()] = not anchor or anchor in headings
     assert len(pages) > 20
     assert [key for key, found in pages.items() if not found] == []
+
+
+def test_the_tests_the_readme_names_exist_where_it_says() -> None:
+    defined = {}
+    for path in (ROOT / "spotify_platform_tests").rglob("test_*.py"):
+        for name in re.findall(r"^def (test_\w+)", path.read_text(), re.M):
+            defined.setdefault(path.name, set()).add(name)
+    readme = (ROOT / "README.md").read_text()
+    named = re.findall(r"`(test_\w+\.py)(?:::(test_\w+))?`", readme)
+    assert len(named) > 20
+    wrong = [
+        f"{file}::{test}" if test else file
+        for file, test in named
+        if file not in defined or (test and test not in defined[file])
+    ]
+    assert wrong == []

@@ -20,33 +20,14 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, EventRe
 
 from spotify_platform.defs.partitions import BACKFILL_TAG, PARTITION_TAG
 from spotify_platform.defs.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
+from spotify_platform_tests.support.deployment import (
+    DEPLOY_YAML,
+    deployment_environment,
+    step_failure,
+)
 
-DEPLOY_YAML = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
 DAYS = ["2026-03-02", "2026-03-03"]
 BIN = Path(sys.executable).parent
-
-
-def _environment(home: Path, pg: sa.URL, mysql_url: str, lake: Path) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DAGSTER_", "WAREHOUSE_", "LAKE_", "SIMULATOR_", "SPOTIFY_"))
-    }
-    env.update(
-        DAGSTER_HOME=str(home),
-        DAGSTER_PG_HOST=pg.host or "127.0.0.1",
-        DAGSTER_PG_PORT=str(pg.port or 5432),
-        DAGSTER_PG_USERNAME=pg.username or "postgres",
-        DAGSTER_PG_PASSWORD=pg.password or "",
-        DAGSTER_PG_DB=pg.database or "",
-        WAREHOUSE_URL=mysql_url,
-        LAKE_URL=f"file://{lake}",
-        SIMULATOR_ACCOUNTS="40",
-        SIMULATOR_EPOCH="2026-02-20",
-        ACCOUNT_HMAC_KEY="scale-out-test-key",
-        PATH=f"{BIN}:{env.get('PATH', '')}",
-    )
-    return env
 
 
 def _overlap(intervals: list[tuple[float, float]]) -> int:
@@ -65,7 +46,7 @@ def test_deploy_yaml_is_a_valid_instance_with_queue_pool_and_postgres(
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(DEPLOY_YAML, home / "dagster.yaml")
-    for key, value in _environment(home, postgres_database, mysql_url, tmp_path).items():
+    for key, value in deployment_environment(home, postgres_database, mysql_url, tmp_path).items():
         monkeypatch.setenv(key, value)
     with DagsterInstance.get() as instance:
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
@@ -82,7 +63,7 @@ def test_a_backfill_fans_out_through_the_queue_onto_postgres_storage(
     home.mkdir()
     lake.mkdir()
     shutil.copy(DEPLOY_YAML, home / "dagster.yaml")
-    env = _environment(home, postgres_database, mysql_url, lake)
+    env = deployment_environment(home, postgres_database, mysql_url, lake)
     submitted = subprocess.run(
         [
             "dagster",
@@ -156,7 +137,7 @@ def _check_runs(instance, runs) -> None:
     assert sorted(run.tags[PARTITION_TAG] for run in runs) == DAYS
     assert len({run.tags[BACKFILL_TAG] for run in runs}) == 1
     for run in runs:
-        assert run.status == DagsterRunStatus.SUCCESS, _failure(instance, run.run_id)
+        assert run.status == DagsterRunStatus.SUCCESS, step_failure(instance, run.run_id)
         # Queued by the submitting CLI, then launched by the daemon's run queue.
         statuses = [
             record.event_log_entry.dagster_event.event_type
@@ -196,14 +177,6 @@ def _pool_steps() -> set[str]:
 
     job = build_definitions().resolve_job_def("daily_pipeline")
     return {node.name for node in job.graph.node_defs if node.pool == WAREHOUSE_POOL}
-
-
-def _failure(instance, run_id: str) -> str:
-    for record in instance.get_records_for_run(run_id).records:
-        event = record.event_log_entry.dagster_event
-        if event and event.event_type == DagsterEventType.STEP_FAILURE:
-            return f"{event.step_key}: {event.step_failure_data.error.message[:2000]}"
-    return "no step failure recorded"
 
 
 def test_overlap_counts_the_most_intervals_open_at_once() -> None:
