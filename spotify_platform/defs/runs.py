@@ -71,8 +71,7 @@ def run_range(
         for event in result.all_events:
             if event.is_failure and event.step_key:
                 error = event.event_specific_data.error
-                message = f"step {event.step_key} failed: {error.message.strip()}"
-                print(message, file=sys.stderr)  # noqa: T201
+                sys.stderr.write(f"step {event.step_key} failed: {error.message.strip()}\n")
     return RangeRun(run_id=result.run_id, success=result.success)
 
 
