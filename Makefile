@@ -30,13 +30,13 @@ validate: instance
 	$(BIN)/dagster definitions validate -m spotify_platform.definitions
 
 lint: $(STAMP)
-	$(BIN)/ruff check spotify_platform spotify_platform_tests
+	$(BIN)/ruff check spotify_platform spotify_platform_tests tools
 
 test: $(STAMP) lint validate
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python -m spotify_platform.bench
+	$(BIN)/python -m tools.bench
 
 # The next warehouse schema revision, generated from the contracts: make migration MESSAGE="..."
 migration: $(STAMP)

@@ -8,7 +8,6 @@ import pandas as pd
 import sqlalchemy as sa
 from dagster import DagsterInstance
 
-from spotify_platform.cli import run_range
 from spotify_platform.core.contracts.tables import TABLES
 from spotify_platform.definitions import build_definitions
 from spotify_platform.defs.resources import (
@@ -19,6 +18,7 @@ from spotify_platform.defs.resources import (
 )
 from spotify_platform.defs.resources.catalog import OfflineCatalogResource
 from spotify_platform.defs.resources.spotify_accounts import SpotifyAccountsResource
+from spotify_platform.defs.runs import run_range
 
 SEED = 11
 EPOCH = "2026-01-05"

@@ -3,12 +3,17 @@ path and through the platform's Dagster job must leave the same fact_streams row
 
 from __future__ import annotations
 
+import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import sqlalchemy as sa
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+BENCH = REPOSITORY / "tools" / "bench"
 
 
 def _bench_databases(server_url: str) -> set[str]:
@@ -27,7 +32,7 @@ def test_the_bench_day_section_runs_and_both_paths_load_the_same_rows(
         [
             sys.executable,
             "-m",
-            "spotify_platform.bench",
+            "tools.bench",
             "--only",
             "day",
             "--events",
@@ -36,6 +41,7 @@ def test_the_bench_day_section_runs_and_both_paths_load_the_same_rows(
             mysql_server_url,
         ],
         cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
         capture_output=True,
         text=True,
         timeout=600,
@@ -49,3 +55,23 @@ def test_the_bench_day_section_runs_and_both_paths_load_the_same_rows(
     assert {"fact_streams load", "KPIs", "aggregates", "checks"} <= stages
     assert "target" in done.stdout and "same fact_streams rows" in done.stdout
     assert _bench_databases(mysql_server_url) <= before  # it drops the databases it made
+
+
+def test_the_bench_modules_stay_small_and_borrow_no_private_names() -> None:
+    long, borrowed = {}, []
+    for path in sorted(BENCH.glob("*.py")):
+        text = path.read_text()
+        if len(text.splitlines()) > 500:
+            long[path.name] = len(text.splitlines())
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in (
+                "tools",
+                "spotify_platform",
+            ):
+                borrowed += [
+                    f"{path.name}: {node.module}.{alias.name}"
+                    for alias in node.names
+                    if alias.name.startswith("_")
+                ]
+    assert len(list(BENCH.glob("*.py"))) > 5
+    assert long == {} and borrowed == []

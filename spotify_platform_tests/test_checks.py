@@ -16,7 +16,6 @@ from dagster import (
     materialize,
 )
 
-from spotify_platform.cli import run_range
 from spotify_platform.core.contracts.tables import TABLES
 from spotify_platform.core.lake.layout import raw_key, staging_key
 from spotify_platform.core.sources.raw import encode_records
@@ -24,6 +23,7 @@ from spotify_platform.definitions import build_definitions
 from spotify_platform.defs import checks
 from spotify_platform.defs.assets import kpis, raw, staging, warehouse
 from spotify_platform.defs.automation import freshness_sensor
+from spotify_platform.defs.runs import run_range
 from spotify_platform_tests.harness import make_resources, read_table, run_days
 
 DAY = dt.date(2026, 7, 6)

@@ -20,7 +20,6 @@ from dagster import (
     DagsterInstance,
 )
 
-from spotify_platform.cli import run_range
 from spotify_platform.core.lake.ingest import import_history
 from spotify_platform.core.lake.layout import (
     STAGING_ROOT,
@@ -37,6 +36,7 @@ from spotify_platform.defs.event_storage import (
     instance_settings,
 )
 from spotify_platform.defs.partitions import daily_partitions
+from spotify_platform.defs.runs import run_range
 from spotify_platform_tests.harness import make_resources
 
 FIRST = dt.date(2024, 1, 1)

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spotify_platform import cli
 from spotify_platform.core.contracts.schemas import AggAccountSegmentDaily, KpiGrowthAccounting
 from spotify_platform.core.dashboard import insights
 from spotify_platform.core.kpis import lifecycle, sessions
 from spotify_platform.core.lake.layout import raw_key
 from spotify_platform.core.sources.platforms import classify_platform
 from spotify_platform.core.sources.raw import encode_records
+from spotify_platform.defs import runs
 from spotify_platform.defs.assets.reports import read_dashboard_data
 from spotify_platform_tests import oracle
 from spotify_platform_tests.harness import make_resources, read_table, run_days, simulated_raw
@@ -158,7 +158,7 @@ def test_the_dashboard_and_the_headline_state_the_quick_ratio_and_riskiest_segme
     )
     assert sentences[3].startswith(ratio) and sentences[4] == segment
     monkeypatch.setenv("WAREHOUSE_URL", resources["warehouse"].url)
-    lines = cli.headline(LAST).splitlines()
+    lines = runs.headline(LAST).splitlines()
     assert lines[-2].strip().startswith(ratio) and lines[-1].strip() == segment
 
 

@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from spotify_platform.core.kpis import measures as kpis
-from spotify_platform.core.kpis import names
+from spotify_platform.core.kpis import aggregates, names
 from spotify_platform.core.lake.layout import raw_key
 from spotify_platform.core.sources.identity import name_ids
 from spotify_platform.core.sources.raw import encode_records
@@ -240,12 +239,12 @@ def test_daily_aggregates_name_each_identity_by_its_latest_play_at_scale():
     for column in ("account_id", "track_id", "track_name", "artist_id", "artist_name"):
         plays[column] = plays[column].astype("string[pyarrow]")
 
-    got = kpis.artist_daily(plays).astype({"artist_id": object, "artist_name": object})
+    got = aggregates.artist_daily(plays).astype({"artist_id": object, "artist_name": object})
     want = _expected_daily(plays, "artist_id", ["artist_name"])
     assert want["artist_id"].nunique() < len(want)  # identities recur across the two days
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
 
-    got = kpis.track_daily(plays).astype(
+    got = aggregates.track_daily(plays).astype(
         {"track_id": object, "track_name": object, "artist_name": object}
     )
     want = _expected_daily(plays, "track_id", ["track_name", "artist_name"])
@@ -340,7 +339,7 @@ def test_an_old_name_keyed_table_keeps_its_key_until_its_split_days_load_again(
 
     again = WarehouseResource(url=mysql_url)
     facts = synthetic_facts(300, day, seed=4)
-    again.replace_days("agg_artist_daily", [day], kpis.artist_daily(facts))
+    again.replace_days("agg_artist_daily", [day], aggregates.artist_daily(facts))
     again.init_schema()
     again.engine.dispose()
     assert _key(mysql_url) == ["dt", "artist_id"]

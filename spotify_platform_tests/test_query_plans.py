@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from spotify_platform.core.contracts.tables import TABLES
-from spotify_platform.core.kpis import lifecycle, sessions
+from spotify_platform.core.kpis import aggregates, lifecycle, sessions
 from spotify_platform.core.kpis import measures as kpis
 from spotify_platform.defs.resources.warehouse import WarehouseResource
 from spotify_platform_tests.harness import as_before_alembic, synthetic_facts
@@ -34,10 +34,10 @@ ALIASES = {
     "seg": "agg_account_segment_daily",
 }
 BUILDERS = {
-    "agg_account_daily": kpis.account_daily,
-    "agg_artist_daily": kpis.artist_daily,
-    "agg_track_daily": kpis.track_daily,
-    "agg_account_hourly": kpis.account_hourly,
+    "agg_account_daily": aggregates.account_daily,
+    "agg_artist_daily": aggregates.artist_daily,
+    "agg_track_daily": aggregates.track_daily,
+    "agg_account_hourly": aggregates.account_hourly,
     "agg_account_segment_daily": lifecycle.account_segment_daily,
     "agg_account_sessions": sessions.account_sessions,
 }
@@ -139,7 +139,7 @@ def test_adopting_an_old_warehouse_adds_and_fills_a_missing_column(
     warehouse = WarehouseResource(url=url)
     warehouse.init_schema()
     day = dt.date(2026, 3, 3)
-    rows = kpis.account_daily(synthetic_facts(400, day, seed=5))
+    rows = aggregates.account_daily(synthetic_facts(400, day, seed=5))
     rows.loc[rows.index[:3], ["streams", "streamed"]] = [0, False]
     warehouse.replace_days("agg_account_daily", [day], rows)
     with warehouse.engine.begin() as conn:

@@ -34,7 +34,7 @@ from spotify_platform.core.contracts.schemas import (
     DimTracks,
 )
 from spotify_platform.core.contracts.tables import TABLE_DEFS, TABLES
-from spotify_platform.core.kpis import lifecycle, names, sessions
+from spotify_platform.core.kpis import aggregates, lifecycle, names, sessions
 from spotify_platform.core.kpis import measures as kpis
 from spotify_platform.core.lake.layout import api_raw_key
 from spotify_platform.core.lake.staged import (
@@ -207,14 +207,14 @@ agg_account_daily = _aggregate_asset(
     "agg_account_daily",
     "One row per account and day: the base for DAU/WAU/MAU, churn and retention.",
     ["dt", "account_id", "content_type", "skipped", "is_stream", "ms_played", "country"],
-    kpis.account_daily,
+    aggregates.account_daily,
     AggAccountDaily,
 )
 agg_artist_daily = _aggregate_asset(
     "agg_artist_daily",
     "Streams, listeners and minutes per day and artist: top artists, genre shares.",
     ["dt", "account_id", "is_stream", "ms_played", "ended_at", "artist_id", "artist_name"],
-    kpis.artist_daily,
+    aggregates.artist_daily,
     AggArtistDaily,
 )
 agg_track_daily = _aggregate_asset(
@@ -222,14 +222,14 @@ agg_track_daily = _aggregate_asset(
     "Streams, listeners and minutes per day and track: the top tracks' base.",
     ["dt", "account_id", "is_stream", "ms_played", "ended_at"]
     + ["track_id", "track_name", "artist_name"],
-    kpis.track_daily,
+    aggregates.track_daily,
     AggTrackDaily,
 )
 agg_account_hourly = _aggregate_asset(
     "agg_account_hourly",
     "Plays and streams per account, hour, country and platform: engagement and platform mix.",
-    [*kpis.HOURLY_KEYS, "is_stream", "ms_played"],
-    kpis.account_hourly,
+    [*aggregates.HOURLY_KEYS, "is_stream", "ms_played"],
+    aggregates.account_hourly,
     AggAccountHourly,
 )
 agg_account_segment_daily = _aggregate_asset(

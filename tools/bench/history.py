@@ -1,4 +1,4 @@
-"""`make bench`'s history section: years of sparse personal exports, imported and run once.
+"""The bench's history section: years of sparse personal exports, imported and run once.
 
 The shape real users bring first: one extended and three legacy exports over six years with
 gaps of months, and a heavy listener over ten years. Each is imported with `import_history`
@@ -13,7 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
-TARGET_HISTORY_SECONDS = 60.0
+from tools.bench.measure import RssSampler
+from tools.bench.protocol import run_worker
+from tools.bench.report import verdict
+from tools.bench.settings import MIB, TARGET_HISTORY_SECONDS
+
 SHAPES = {
     "four listeners, 6 years": {
         "first": "2020-01-01",
@@ -30,7 +34,7 @@ SHAPES = {
 }
 
 
-def _specs(shape: dict, scale: float):
+def listener_specs(shape: dict, scale: float):
     from spotify_platform.core.sources.histories import HistorySpec, four_listeners
 
     first = dt.date.fromisoformat(shape["first"])
@@ -45,15 +49,15 @@ def history_worker(spec: dict) -> dict:
     """Write the exports, import them, run the whole range once; figures per phase."""
     from dagster import DagsterEventType, DagsterInstance
 
-    from spotify_platform.bench import RssSampler, _group_steps, _resources
-    from spotify_platform.cli import run_range
     from spotify_platform.core.lake.ingest import import_history
     from spotify_platform.core.sources.histories import active_days, export_files
     from spotify_platform.definitions import build_definitions
     from spotify_platform.defs.event_storage import instance_settings
+    from spotify_platform.defs.runs import run_range
+    from tools.bench.platform_path import bench_resources, group_steps
 
     shape = SHAPES[spec["shape"]]
-    specs = _specs(shape, spec.get("scale", 1.0))
+    specs = listener_specs(shape, spec.get("scale", 1.0))
     with tempfile.TemporaryDirectory() as work, RssSampler():
         folder = Path(work)
         for person in specs:
@@ -61,7 +65,7 @@ def history_worker(spec: dict) -> dict:
             target.mkdir(parents=True)
             for name, body in export_files(person):
                 (target / name).write_bytes(body)
-        resources = _resources({"lake": str(folder / "lake"), "url": spec["url"]})
+        resources = bench_resources({"lake": str(folder / "lake"), "url": spec["url"]})
         started = time.time()
         plays = 0
         for person in specs:
@@ -112,14 +116,12 @@ def history_worker(spec: dict) -> dict:
         "import_seconds": imported,
         "run_seconds": ran,
         "planning_seconds": (run_stats.start_time or started) - started,
-        "stages": _group_steps(steps),
+        "stages": group_steps(steps),
         "events": events,
     }
 
 
 def history_section(args, server, report: dict) -> None:
-    from spotify_platform.bench import MIB, run_worker, verdict
-
     print("\n== History: sparse years of personal exports, imported and run once ==")
     print(
         f"  {'shape':<26} {'warehouse':<9} {'plays':>8} {'days':>6} {'played':>6} "

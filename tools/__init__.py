@@ -1,0 +1,1 @@
+"""Developer tools kept outside the package: `python -m tools.bench` is `make bench`."""
