@@ -51,13 +51,14 @@ from spotify_platform.core.lake.layout import (
 )
 from spotify_platform.core.lake.store import LakeUnavailable
 from spotify_platform.core.sources.raw import encode_jsonl_gz, encode_records
+from spotify_platform.core.warehouse.connection import redact
 from spotify_platform.definitions import build_definitions
 from spotify_platform.defs.automation import uploads_sensor
 from spotify_platform.defs.resources import build_resources
 from spotify_platform.defs.resources.catalog import OfflineCatalogResource
 from spotify_platform.defs.resources.hmac_key import IdentityResource
 from spotify_platform.defs.resources.lake import LakeResource
-from spotify_platform.defs.resources.warehouse import WarehouseResource, redact
+from spotify_platform.defs.resources.warehouse import WarehouseResource
 from spotify_platform_tests import oracle
 from spotify_platform_tests.conftest import temporary_database
 from spotify_platform_tests.harness import (
@@ -252,7 +253,7 @@ def test_rows_that_cannot_be_written_mid_stream_fail_the_load_and_keep_the_previ
 def test_a_connection_killed_mid_load_is_retried_to_completion(
     mysql_url: str, mysql_server_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="spotify_platform.defs.resources.warehouse")
+    caplog.set_level(logging.WARNING, logger="spotify_platform.core.warehouse.retries")
     # MariaDB stops reading a KILLed LOAD DATA without closing the socket: the write timeout
     # is what turns the stalled send into an error (else about two minutes here).
     warehouse = WarehouseResource(url=mysql_url, write_timeout_s=5)
@@ -1160,7 +1161,7 @@ def test_a_load_chosen_as_deadlock_victim_is_retried_not_lost(
 ) -> None:
     """A deadlock made on purpose: the load is the lighter transaction, so InnoDB rolls it
     back; the warehouse must run it again rather than fail the step."""
-    caplog.set_level(logging.WARNING, logger="spotify_platform.defs.resources.warehouse")
+    caplog.set_level(logging.WARNING, logger="spotify_platform.core.warehouse.retries")
     warehouse = WarehouseResource(url=mysql_url)
     warehouse.init_schema()
     first, second = DAY, DAY + dt.timedelta(days=1)

@@ -17,9 +17,10 @@ from dagster import (
 from spotify_platform.core.contracts.tables import TABLES
 from spotify_platform.core.dashboard import lifecycle_report, reports
 from spotify_platform.core.lake.layout import dashboard_key
+from spotify_platform.core.warehouse.frames import typed_frame
 from spotify_platform.defs.partitions import daily_partitions, days_of, run_summary
 from spotify_platform.defs.resources.lake import LakeResource
-from spotify_platform.defs.resources.warehouse import WAREHOUSE_POOL, WarehouseResource, typed_frame
+from spotify_platform.defs.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
 KPI_TABLES = [name for name in TABLES if name.startswith("kpi_")]
 # A year's backfill must not write a year of 5 MB pages: short ranges get every day's page.
