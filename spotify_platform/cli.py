@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from spotify_platform.core.lake.store import LakeUnavailable
-    from spotify_platform.defs.resources.warehouse import WarehouseUnavailable
+    from spotify_platform.core.warehouse.connection import WarehouseUnavailable
 
     try:
         if args.command == "demo":

@@ -8,7 +8,16 @@ from dagster import (
 )
 
 from spotify_platform.defs import automation
-from spotify_platform.defs.assets import api, kpis, raw, reports, staging, uploads, warehouse
+from spotify_platform.defs.assets import (
+    api,
+    dimensions,
+    facts,
+    kpis,
+    raw,
+    reports,
+    staging,
+    uploads,
+)
 from spotify_platform.defs.checks import ALL_CHECKS
 from spotify_platform.defs.metadata import describe
 from spotify_platform.defs.resources import build_resources
@@ -20,7 +29,9 @@ def build_definitions(resources: dict[str, object] | None = None) -> Definitions
         assets=with_source_code_references(
             map_asset_specs(
                 describe,
-                load_assets_from_modules([raw, api, uploads, staging, warehouse, kpis, reports]),
+                load_assets_from_modules(
+                    [raw, api, uploads, staging, facts, dimensions, kpis, reports]
+                ),
             )
         ),
         asset_checks=ALL_CHECKS,

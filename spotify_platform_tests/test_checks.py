@@ -21,13 +21,13 @@ from spotify_platform.core.lake.layout import raw_key, staging_key
 from spotify_platform.core.sources.raw import encode_records
 from spotify_platform.definitions import build_definitions
 from spotify_platform.defs import checks
-from spotify_platform.defs.assets import kpis, raw, staging, warehouse
+from spotify_platform.defs.assets import dimensions, facts, kpis, raw, staging
 from spotify_platform.defs.automation import freshness_sensor
 from spotify_platform.defs.runs import run_range
 from spotify_platform_tests.harness import make_resources, read_table, run_days
 
 DAY = dt.date(2026, 7, 6)
-DATA_ASSETS = load_assets_from_modules([raw, staging, warehouse, kpis])
+DATA_ASSETS = load_assets_from_modules([raw, staging, facts, dimensions, kpis])
 ASSETS = [*DATA_ASSETS, *checks.ALL_CHECKS]
 
 

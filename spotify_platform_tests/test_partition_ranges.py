@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from spotify_platform.core.lake.layout import (
     staging_key,
 )
-from spotify_platform.defs.resources.warehouse import WarehouseResource, redact
+from spotify_platform.core.warehouse.connection import redact
+from spotify_platform.defs.resources.warehouse import WarehouseResource
 from spotify_platform_tests.harness import (
     EPOCH,
     SEED,

@@ -12,7 +12,7 @@ from spotify_platform import cli
 from spotify_platform.core.lake.layout import quarantine_key, raw_key, raw_prefix, staging_key
 from spotify_platform.core.sources.raw import decode, encode_jsonl_gz, encode_records
 from spotify_platform.defs.assets import staging
-from spotify_platform.defs.assets.warehouse import day_batches
+from spotify_platform.defs.assets.facts import day_batches
 from spotify_platform.defs.resources import LakeResource, WarehouseResource
 from spotify_platform_tests import oracle
 from spotify_platform_tests.harness import (

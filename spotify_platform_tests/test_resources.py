@@ -14,9 +14,11 @@ import sqlalchemy as sa
 from spotify_platform.core.contracts.tables import TABLES
 from spotify_platform.core.lake.layout import staging_key
 from spotify_platform.core.lake.store import LakeUnavailable, arrow_frame
+from spotify_platform.core.warehouse.connection import WarehouseUnavailable
 from spotify_platform.core.warehouse.loading import in_key_order
+from spotify_platform.core.warehouse.store import Warehouse
 from spotify_platform.defs.resources.lake import LakeResource
-from spotify_platform.defs.resources.warehouse import WarehouseResource, WarehouseUnavailable
+from spotify_platform.defs.resources.warehouse import WarehouseResource
 from spotify_platform_tests.harness import make_resources, read_table, run_days
 
 DAY = dt.date(2026, 4, 1)
@@ -260,6 +262,30 @@ def test_upsert_updates_existing_keys_and_inserts_new_ones(backend, tmp_path, re
     stored = warehouse.read_table("dim_accounts").sort_values("account_id", ignore_index=True)
     assert stored["active_days"].tolist() == [3, 7, 7]
     assert stored["home_country"].tolist() == ["SE", "JP", "BR"]
+    warehouse.engine.dispose()
+
+
+def test_the_core_warehouse_works_without_dagster(tmp_path):
+    """`Warehouse` is the resource's logic under plain arguments, for tools and scripts."""
+    warehouse = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    assert "dim_accounts" in warehouse.init_schema()
+    assert warehouse.ensure_schema() is None
+    assert warehouse.missing_tables() == []
+    assert warehouse.load_path == "insert"
+    accounts = pd.DataFrame(
+        {
+            "account_id": ["a1"],
+            "first_stream_dt": pd.to_datetime(["2026-03-01"]),
+            "last_stream_dt": pd.to_datetime(["2026-03-05"]),
+            "active_days": [3],
+            "home_country": ["SE"],
+        }
+    )
+    assert warehouse.upsert("dim_accounts", accounts) == 1
+    with warehouse.exclusive("dim_accounts"):
+        stored = warehouse.read_table("dim_accounts")
+    assert stored["first_stream_dt"].tolist() == [pd.Timestamp("2026-03-01")]
+    assert warehouse.scalar("SELECT COUNT(*) FROM dim_accounts") == 1
     warehouse.engine.dispose()
 
 

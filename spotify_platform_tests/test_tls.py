@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 from dagster import build_resources
 
+from spotify_platform.core.warehouse.connection import WarehouseUnavailable
 from spotify_platform.defs.resources import build_resources as platform_resources
-from spotify_platform.defs.resources.warehouse import WarehouseResource, WarehouseUnavailable
+from spotify_platform.defs.resources.warehouse import WarehouseResource
 from spotify_platform_tests.private_mariadb import TLS_USER, PrivateMariaDB
 
 

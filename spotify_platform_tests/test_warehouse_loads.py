@@ -170,7 +170,7 @@ def test_rows_that_cannot_be_written_mid_stream_fail_the_load_and_keep_the_previ
 def test_a_connection_killed_mid_load_is_retried_to_completion(
     mysql_url: str, mysql_server_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="spotify_platform.defs.resources.warehouse")
+    caplog.set_level(logging.WARNING, logger="spotify_platform.core.warehouse.retries")
     # MariaDB stops reading a KILLed LOAD DATA without closing the socket: the write timeout
     # is what turns the stalled send into an error (else about two minutes here).
     warehouse = WarehouseResource(url=mysql_url, write_timeout_s=5)
@@ -212,7 +212,7 @@ def test_a_load_chosen_as_deadlock_victim_is_retried_not_lost(
 ) -> None:
     """A deadlock made on purpose: the load is the lighter transaction, so InnoDB rolls it
     back; the warehouse must run it again rather than fail the step."""
-    caplog.set_level(logging.WARNING, logger="spotify_platform.defs.resources.warehouse")
+    caplog.set_level(logging.WARNING, logger="spotify_platform.core.warehouse.retries")
     warehouse = WarehouseResource(url=mysql_url)
     warehouse.init_schema()
     first, second = DAY, DAY + dt.timedelta(days=1)

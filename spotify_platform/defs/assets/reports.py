@@ -26,9 +26,10 @@ from spotify_platform.core.dashboard.data import (
 from spotify_platform.core.dashboard.insights import insights, insights_markdown, segment_label
 from spotify_platform.core.dashboard.page import render_dashboard
 from spotify_platform.core.lake.layout import dashboard_key
+from spotify_platform.core.warehouse.frames import typed_frame
 from spotify_platform.defs.partitions import daily_partitions, days_of, run_summary
 from spotify_platform.defs.resources.lake import LakeResource
-from spotify_platform.defs.resources.warehouse import WAREHOUSE_POOL, WarehouseResource, typed_frame
+from spotify_platform.defs.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
 KPI_TABLES = [name for name in TABLES if name.startswith("kpi_")]
 # A year's backfill must not write a year of 5 MB pages: short ranges get every day's page.

@@ -5,17 +5,14 @@ import os
 from dagster import EnvVar
 
 from spotify_platform.core.lake.store import DEFAULT_LAKE_URL
+from spotify_platform.core.warehouse.connection import DEFAULT_WAREHOUSE_URL
 from spotify_platform.defs.resources.catalog import OfflineCatalogResource, SpotifyCatalogResource
 from spotify_platform.defs.resources.hmac_key import IdentityResource
 from spotify_platform.defs.resources.lake import LakeResource
 from spotify_platform.defs.resources.settings import env_int_or, env_or
 from spotify_platform.defs.resources.simulated_listening import DEFAULT_EPOCH, SimulatorResource
 from spotify_platform.defs.resources.spotify_accounts import build_spotify_accounts
-from spotify_platform.defs.resources.warehouse import (
-    DEFAULT_BATCH_ROWS,
-    DEFAULT_WAREHOUSE_URL,
-    WarehouseResource,
-)
+from spotify_platform.defs.resources.warehouse import DEFAULT_BATCH_ROWS, WarehouseResource
 
 
 def build_resources() -> dict[str, object]:

@@ -1,19 +1,16 @@
-"""Warehouse layer: the star schema loaded from staging, one day at a time, atomically."""
+"""Warehouse layer, dimensions: tracks, artists (described by the Spotify catalog where it
+knows them, named after the latest play) and accounts (summaries of their days)."""
 
 import datetime as dt
 import hashlib
 import json
-import logging
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
-import pyarrow as pa
 import sqlalchemy as sa
 from dagster import (
     AssetExecutionContext,
     AssetKey,
-    BackfillPolicy,
     Backoff,
     Failure,
     Jitter,
@@ -22,30 +19,16 @@ from dagster import (
     asset,
 )
 
-from spotify_platform.core.contracts.schemas import (
-    AggAccountDaily,
-    AggAccountHourly,
-    AggAccountSegmentDaily,
-    AggAccountSessions,
-    AggArtistDaily,
-    AggTrackDaily,
-    DimAccounts,
-    DimArtists,
-    DimTracks,
-)
+from spotify_platform.core.contracts.schemas import DimAccounts, DimArtists, DimTracks
 from spotify_platform.core.contracts.tables import TABLE_DEFS, TABLES
-from spotify_platform.core.kpis import aggregates, lifecycle, names, sessions
 from spotify_platform.core.kpis import measures as kpis
+from spotify_platform.core.kpis import names
 from spotify_platform.core.lake.layout import api_raw_key
-from spotify_platform.core.lake.staged import (
-    StagedTables,
-    joined_frame,
-    staged_frames,
-    staged_tables,
-)
-from spotify_platform.core.memory import release_memory
+from spotify_platform.core.lake.staged import staged_frames
 from spotify_platform.core.sources.api_payloads import parse_artists, parse_tracks
-from spotify_platform.defs.partitions import daily_partitions, days_of
+from spotify_platform.core.warehouse.frames import typed_frame
+from spotify_platform.defs.assets.facts import COMMON, STAGING
+from spotify_platform.defs.partitions import days_of
 from spotify_platform.defs.resources.catalog import (
     ARTIST_COLUMNS,
     TRACK_COLUMNS,
@@ -53,221 +36,9 @@ from spotify_platform.defs.resources.catalog import (
 )
 from spotify_platform.defs.resources.lake import LakeResource
 from spotify_platform.defs.resources.spotify_web_api import SpotifyRateLimited
-from spotify_platform.defs.resources.warehouse import (
-    WAREHOUSE_POOL,
-    WarehouseResource,
-    WarehouseUnavailable,
-    typed_frame,
-)
+from spotify_platform.defs.resources.warehouse import WarehouseResource
 
-STAGING = AssetKey(["lake", "staging_streams"])
 IN_CHUNK = 1000
-COMMON = {
-    "group_name": "warehouse",
-    "kinds": {"mysql", "pandas"},
-    "partitions_def": daily_partitions,
-    "backfill_policy": BackfillPolicy.single_run(),
-    "pool": WAREHOUSE_POOL,
-}
-
-
-def day_batches(
-    tables: StagedTables, batch_rows: int
-) -> Iterator[tuple[list[dt.date], pd.DataFrame | None]]:
-    """Consecutive days' staged rows put together until there are `batch_rows` of them;
-    None for a batch of days without staged rows.
-
-    Each batch is loaded in one transaction: years of small days go in a few, and a big
-    day alone.
-    """
-    batch: list[dt.date] = []
-    parts: list[pa.Table] = []
-    weight = 0
-    for day, table in tables:
-        batch.append(day)
-        if table is not None:
-            parts.append(table)
-            weight += table.num_rows
-        if weight >= batch_rows:
-            yield batch, joined_frame(parts)
-            batch, parts, weight = [], [], 0
-    if batch:
-        yield batch, joined_frame(parts)
-
-
-def _load_batches(
-    warehouse: WarehouseResource,
-    table: str,
-    days: list[dt.date],
-    tables: StagedTables,
-    build: Callable[[pd.DataFrame], pd.DataFrame] = lambda frame: frame,
-    log: logging.Logger | None = None,
-) -> dict[str, int]:
-    """Replace `table`'s rows for `days` by `build` of their staged rows, batch by batch;
-    rows loaded per day. Each batch is logged as it is committed, with its rate.
-
-    `build` sees a whole batch at once (it groups by dt among its keys), so a month of small
-    days is built in a few calls rather than thirty; days without staged rows lose any rows
-    they had.
-    """
-    per_day: dict[str, int] = {}
-    started, plays = time.monotonic(), 0
-    for batch, staged in day_batches(tables, warehouse.batch_rows):
-        plays += staged.shape[0] if staged is not None else 0
-        frame = build(staged) if staged is not None else pd.DataFrame({"dt": []})
-        del staged
-        counts = pd.to_datetime(frame["dt"]).value_counts()
-        try:
-            rows = warehouse.replace_days(table, batch, frame)
-        except WarehouseUnavailable as exc:
-            raise _lost_warehouse(exc, table, batch, sorted(per_day), len(days)) from None
-        per_day.update({d.isoformat(): int(counts.get(pd.Timestamp(d), 0)) for d in batch})
-        del frame
-        release_memory(rows)
-        if log is not None:
-            log.info(_progress_line(table, batch, rows, len(per_day), len(days), plays, started))
-    return per_day
-
-
-def _progress_line(
-    table: str, batch: list[dt.date], rows: int, done: int, total: int, plays: int, started: float
-) -> str:
-    """A committed batch: its days and rows, then the step so far (days, plays, rate)."""
-    elapsed = max(time.monotonic() - started, 1e-9)
-    span = f"{batch[0]}" if len(batch) == 1 else f"{batch[0]}..{batch[-1]}"
-    return (
-        f"{table}: {span} loaded ({rows:,} rows); {done:,} of {total:,} days, {plays:,} plays "
-        f"in {elapsed:.1f} s ({plays / elapsed:,.0f} plays/s)"
-    )
-
-
-@asset(
-    key=["warehouse", "fact_streams"],
-    deps=[STAGING],
-    description="One row per stream event; a day is replaced atomically (delete + insert).",
-    **COMMON,
-)
-def fact_streams(
-    context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
-) -> MaterializeResult:
-    warehouse.check_connection()
-
-    days = days_of(context)
-    per_day = _load_batches(
-        warehouse, "fact_streams", days, staged_tables(lake, days), log=context.log
-    )
-    _partition_row_counts(context, per_day)
-    context.log.info(f"fact_streams: {sum(per_day.values())} rows over {len(per_day)} days")
-    return MaterializeResult(metadata={"table": warehouse.display_url + "#fact_streams"})
-
-
-def _partition_row_counts(context: AssetExecutionContext, per_day: dict[str, int]) -> None:
-    """Each day's own row count on its own materialization. Metadata returned for a range is
-    copied onto every day of it: a range's total (or a table of all its days) would be shown
-    as each day's, and years of days would store that table once per day."""
-    for day, rows in per_day.items():
-        context.add_asset_metadata({"dagster/partition_row_count": rows}, partition_key=day)
-
-
-def _aggregate_asset(
-    table: str,
-    description: str,
-    columns: list[str],
-    build: Callable[[pd.DataFrame], pd.DataFrame],
-    model: type,
-):
-    """An aggregate table's asset: each day's rows computed from the staged day (the blocking
-    reconciliation has proven it equal to fact_streams) rather than by scanning the facts."""
-
-    @asset(
-        key=["warehouse", table],
-        deps=[STAGING, AssetKey(["warehouse", "fact_streams"])],
-        description=description,
-        **COMMON,
-    )
-    def _aggregate(
-        context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
-    ) -> MaterializeResult:
-        days = days_of(context)
-        per_day = _load_batches(
-            warehouse,
-            table,
-            days,
-            staged_tables(lake, days, columns),
-            lambda staged: model.validate(build(staged)),
-            log=context.log,
-        )
-        _partition_row_counts(context, per_day)
-        return MaterializeResult()
-
-    return _aggregate
-
-
-agg_account_daily = _aggregate_asset(
-    "agg_account_daily",
-    "One row per account and day: the base for DAU/WAU/MAU, churn and retention.",
-    ["dt", "account_id", "content_type", "skipped", "is_stream", "ms_played", "country"],
-    aggregates.account_daily,
-    AggAccountDaily,
-)
-agg_artist_daily = _aggregate_asset(
-    "agg_artist_daily",
-    "Streams, listeners and minutes per day and artist: top artists, genre shares.",
-    ["dt", "account_id", "is_stream", "ms_played", "ended_at", "artist_id", "artist_name"],
-    aggregates.artist_daily,
-    AggArtistDaily,
-)
-agg_track_daily = _aggregate_asset(
-    "agg_track_daily",
-    "Streams, listeners and minutes per day and track: the top tracks' base.",
-    ["dt", "account_id", "is_stream", "ms_played", "ended_at"]
-    + ["track_id", "track_name", "artist_name"],
-    aggregates.track_daily,
-    AggTrackDaily,
-)
-agg_account_hourly = _aggregate_asset(
-    "agg_account_hourly",
-    "Plays and streams per account, hour, country and platform: engagement and platform mix.",
-    [*aggregates.HOURLY_KEYS, "is_stream", "ms_played"],
-    aggregates.account_hourly,
-    AggAccountHourly,
-)
-agg_account_segment_daily = _aggregate_asset(
-    "agg_account_segment_daily",
-    "Streams per account, day, country and platform: the segments of listeners at risk.",
-    ["dt", "account_id", "country", "platform", "is_stream"],
-    lifecycle.account_segment_daily,
-    AggAccountSegmentDaily,
-)
-agg_account_sessions = _aggregate_asset(
-    "agg_account_sessions",
-    "Each account's plays of the day cut into sessions on their own: kpi_sessions' base.",
-    ["dt", "account_id", "started_at", "ended_at", "ms_played"],
-    sessions.account_sessions,
-    AggAccountSessions,
-)
-
-
-def _lost_warehouse(
-    exc: WarehouseUnavailable, table: str, batch: list[dt.date], done: list[str], total: int
-) -> Failure:
-    """The warehouse went away in the middle of a range: say what stays and what to do.
-
-    Each batch of days is its own transaction, so the days before the failure are loaded for
-    good and the failing batch still holds its previous version; running the range again
-    finishes it.
-    """
-    if len(batch) == 1:
-        failed, kept = batch[0].isoformat(), "that day keeps its"
-    else:
-        failed, kept = f"{batch[0]}..{batch[-1]}", "those days keep their"
-    return Failure(
-        description=(
-            f"{exc}. {table}: {len(done)} of {total} days were loaded before {failed} failed "
-            f"and stay loaded; {kept} previous rows. Run the same range again to finish."
-        ),
-        metadata={"days_loaded": done, "failed_days": [d.isoformat() for d in batch]},
-    )
 
 
 def _select_in(
@@ -480,8 +251,8 @@ def _spotify_artist_ids(warehouse: WarehouseResource, artist_ids: list[str]) -> 
     )
 
 
-# Every day of the accounts that streamed or played in the run's days, in one statement (IN
-# lists of a thousand ids each took 0.9 s for a 1M-play day's 44k accounts).
+# Every day of the accounts that streamed or played in the run's days, in one statement: IN
+# lists of a thousand ids each are much slower for a big day's tens of thousands of accounts.
 ACCOUNT_HISTORY_SQL = """
 SELECT account_id, dt, streams, country FROM agg_account_daily
 WHERE account_id IN (
