@@ -30,7 +30,7 @@ from spotify_platform.core.sources.exports import (
     split_by_day,
 )
 from spotify_platform.core.sources.raw import RAW_FIELDS, count_records, parse_jsonl
-from spotify_platform.core.staging.canonical import stage_day
+from spotify_platform.core.staging.one_day import stage_day
 from spotify_platform.defs.resources.lake import LakeResource
 
 AUDIOBOOK_FIELDS = (
