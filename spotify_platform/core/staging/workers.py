@@ -2,9 +2,10 @@
 
 Typing and validation hold the GIL most of the time, so days go to processes rather than
 threads. A worker stages one day at a time without slice threads (`threads=1`), so one level
-of parallelism never nests inside another. Workers are forked from a fork server that has
-imported staging once, so a worker starts without importing pandas and Arrow again, and never
-inherits the threads or open connections of the process that asked for it.
+of parallelism never nests inside another. Workers are forked: they start with staging
+imported and the caller's environment, and never import the caller's main script again (which
+spawn and forkserver do, and which breaks scripts without a `__main__` guard). Each makes its
+own lake client rather than share the caller's connections.
 """
 
 import datetime as dt
@@ -28,8 +29,7 @@ def stage_in_workers(
 
     A failure in any day stops the others after their current day and is raised here.
     """
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    context = multiprocessing.get_context("fork")
     settings = (lake.url, lake.s3_endpoint_url, lake.region_name)
     with ProcessPoolExecutor(min(WORKERS, len(days)) or 1, mp_context=context) as pool:
         futures = [pool.submit(_stage_day, settings, key, day, list(raw[day])) for day in days]
