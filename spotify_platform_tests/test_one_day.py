@@ -1,5 +1,5 @@
 """One day staged: every raw record once (staged, duplicate or quarantined), rows in event id
-order, and the same outcome whether a file's slices are typed in threads or not."""
+order, and the same outcome whether a file is typed in one slice or in several."""
 
 import datetime as dt
 import json
@@ -24,13 +24,13 @@ def _files() -> dict[str, bytes]:
     return {SIMULATED: encode_jsonl_gz(frame), EXPORT: encode_records(extra)}
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_every_record_is_staged_once_duplicate_or_quarantined(threads, monkeypatch):
-    monkeypatch.setattr(one_day, "STAGE_SLICE_ROWS", 50)  # several slices per file
+@pytest.mark.parametrize("slice_rows", [50, one_day.STAGE_SLICE_ROWS])
+def test_every_record_is_staged_once_duplicate_or_quarantined(slice_rows, monkeypatch):
+    monkeypatch.setattr(one_day, "STAGE_SLICE_ROWS", slice_rows)
     files = _files()
     batches = {key: parse_jsonl(data) for key, data in files.items()}
     raw_records = sum(b.rows for b in batches.values())
-    staged = stage_day(batches, key=b"k", day=DAY, threads=threads)
+    staged = stage_day(batches, key=b"k", day=DAY)
     assert batches == {}  # consumed
     assert staged.raw_records == raw_records
     assert len(staged.streams) + staged.duplicates + staged.rejected == raw_records
@@ -45,15 +45,13 @@ def test_every_record_is_staged_once_duplicate_or_quarantined(threads, monkeypat
     assert staged.files == [EXPORT, SIMULATED]
 
 
-def test_slices_in_threads_stage_as_one_slice_at_a_time(monkeypatch):
-    monkeypatch.setattr(one_day, "STAGE_SLICE_ROWS", 50)
+def test_a_file_in_slices_stages_as_in_one_slice(monkeypatch):
     files = _files()
-    alone = stage_day({k: parse_jsonl(v) for k, v in files.items()}, key=b"k", day=DAY, threads=1)
-    threaded = stage_day(
-        {k: parse_jsonl(v) for k, v in files.items()}, key=b"k", day=DAY, threads=2
-    )
-    pd.testing.assert_frame_equal(threaded.streams, alone.streams)
-    pd.testing.assert_frame_equal(threaded.quarantine, alone.quarantine)
+    whole = stage_day({k: parse_jsonl(v) for k, v in files.items()}, key=b"k", day=DAY)
+    monkeypatch.setattr(one_day, "STAGE_SLICE_ROWS", 50)
+    sliced = stage_day({k: parse_jsonl(v) for k, v in files.items()}, key=b"k", day=DAY)
+    pd.testing.assert_frame_equal(sliced.streams, whole.streams)
+    pd.testing.assert_frame_equal(sliced.quarantine, whole.quarantine)
 
 
 def test_a_day_without_records_has_empty_typed_frames():

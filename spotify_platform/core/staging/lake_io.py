@@ -20,7 +20,7 @@ from spotify_platform.core.lake.layout import (
 from spotify_platform.core.lake.store import LakeStore, parquet_bytes
 from spotify_platform.core.memory import release_memory
 from spotify_platform.core.sources.raw import RawBatch, parse_jsonl
-from spotify_platform.core.staging.one_day import STAGE_THREADS, StagedDay, stage_day
+from spotify_platform.core.staging.one_day import StagedDay, stage_day
 from spotify_platform.core.staging.small_days import stage_days
 
 # Parquet files of empty quarantines by column types: most days of a history have nothing in
@@ -35,12 +35,10 @@ def read_raw(lake: LakeStore, key: str) -> RawBatch:
         raise RuntimeError(f"raw file {lake.uri(key)} is unreadable as a whole: {exc}") from exc
 
 
-def stage_stored_day(
-    lake: LakeStore, key: bytes, day: dt.date, raw_keys: list[str], threads: int = STAGE_THREADS
-) -> dict:
+def stage_stored_day(lake: LakeStore, key: bytes, day: dt.date, raw_keys: list[str]) -> dict:
     """Stage one day's raw files into the lake: its rows and its quarantine; the day's stats."""
     batches = {k: read_raw(lake, k) for k in raw_keys}
-    stats = write_staged(lake, day, stage_day(batches, key=key, day=day, threads=threads))
+    stats = write_staged(lake, day, stage_day(batches, key=key, day=day))
     del batches
     release_memory(stats["raw_records"])
     return stats

@@ -6,7 +6,6 @@ staged row, a duplicate, or a quarantined row with a reason naming the field.
 """
 
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +26,6 @@ from spotify_platform.core.staging.quarantine import (
 )
 
 STAGE_SLICE_ROWS = 125_000
-STAGE_THREADS = 2
 
 
 @dataclass
@@ -56,14 +54,11 @@ class StagedDay:
         return {str(k): int(v) for k, v in counts.items()}
 
 
-def stage_day(
-    batches: dict[str, RawBatch], *, key: bytes, day: dt.date, threads: int = STAGE_THREADS
-) -> StagedDay:
+def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> StagedDay:
     """Stage every raw file of one day: canonical rows, duplicates removed, quarantine.
 
     Consumes `batches`: once the quarantine has copied what it needs from the raw records
-    they are released, so the day's sort does not hold them as well. `threads` slices of a
-    file are typed at once (1 where the caller already stages days side by side).
+    they are released, so the day's sort does not hold them as well.
     """
     staged: list[pd.DataFrame] = []
     rejected: list[pd.DataFrame] = []
@@ -78,16 +73,11 @@ def stage_day(
         file_rows = _FileRows(raw, source_file, source, key, day, pseudonyms)
         # Slices bound the memory of the intermediate columns: a million-record file is typed
         # an eighth at a time and only the canonical columns are kept.
-        starts = range(0, len(raw), STAGE_SLICE_ROWS)
-        if threads > 1 and len(starts) > 1:
-            with ThreadPoolExecutor(threads, thread_name_prefix="stage-slice") as pool:
-                parts = list(pool.map(file_rows.stage_slice, starts))
-        else:
-            parts = [file_rows.stage_slice(start) for start in starts]
-        for frame, bad in parts:
+        for start in range(0, len(raw), STAGE_SLICE_ROWS):
+            frame, bad = file_rows.stage_slice(start)
             staged.append(frame)
             rejected.extend(bad)
-        del parts, file_rows
+        del file_rows
         raw_count += len(raw) + len(batch.bad_lines)
         del raw, batch
         return_free_memory()

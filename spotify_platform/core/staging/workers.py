@@ -1,8 +1,8 @@
 """Days staged side by side in worker processes, with `concurrent.futures`.
 
 Typing and validation hold the GIL most of the time, so days go to processes rather than
-threads. A worker stages one day at a time without slice threads (`threads=1`), so one level
-of parallelism never nests inside another. Workers are forked: they start with staging
+threads, and a day's own slices are staged one after another: the only parallelism is one
+day per worker. Workers are forked: they start with staging
 imported and the caller's environment, and never import the caller's main script again (which
 spawn and forkserver do, and which breaks scripts without a `__main__` guard). Each makes its
 own lake client rather than share the caller's connections.
@@ -53,7 +53,7 @@ def _result(day: dt.date, future: Future) -> dict:
 def _stage_day(
     settings: tuple[str, str | None, str | None], key: bytes, day: dt.date, raw_keys: list[str]
 ) -> dict:
-    return stage_stored_day(_lake(settings), key, day, raw_keys, threads=1)
+    return stage_stored_day(_lake(settings), key, day, raw_keys)
 
 
 @functools.cache
