@@ -10,7 +10,8 @@ import pytest
 
 from spotify_platform.core.sources.raw import encode_jsonl_gz, parse_jsonl
 from spotify_platform.core.sources.simulator import ListeningSimulator
-from spotify_platform.core.staging.canonical import stage_day, stage_days
+from spotify_platform.core.staging.one_day import stage_day
+from spotify_platform.core.staging.small_days import stage_days
 
 FIRST = dt.date(2026, 2, 27)
 KEY = b"test-key"

@@ -18,7 +18,7 @@ from spotify_platform.core.sources.exports import (
     ExportFile,
 )
 from spotify_platform.core.sources.raw import count_records, parse_jsonl
-from spotify_platform.core.staging.canonical import stage_day
+from spotify_platform.core.staging.one_day import stage_day
 from spotify_platform.defs.resources.lake import LakeResource
 from spotify_platform_tests.support.exports import (
     EXTENDED_RECORDS,

@@ -10,8 +10,7 @@ from dagster import AssetKey, DagsterInstance
 
 from spotify_platform import cli
 from spotify_platform.core.lake.layout import quarantine_key, raw_key, raw_prefix, staging_key
-from spotify_platform.core.sources.raw import decode, encode_jsonl_gz, encode_records
-from spotify_platform.defs.assets import staging
+from spotify_platform.core.sources.raw import decode, encode_records
 from spotify_platform.defs.assets.facts import day_batches
 from spotify_platform.defs.resources import LakeResource, WarehouseResource
 from spotify_platform_tests import oracle
@@ -181,52 +180,6 @@ def test_day_batches_group_consecutive_days_up_to_the_row_budget():
     assert [b for b, _ in batches] == [days[:3], days[3:6]]
     assert [len(frame) for _, frame in batches] == [120, 210]
     assert [b for b, _ in day_batches(tables(), 1)] == [[d] for d in days]
-
-
-def _two_s3_lakes(tmp_path, s3_endpoint, s3_bucket, days):
-    """Two prefixes of one bucket holding the same simulated raw files."""
-    resources = make_resources(tmp_path, accounts=60)
-    lakes = [
-        LakeResource(url=f"s3://{s3_bucket}/{name}", s3_endpoint_url=s3_endpoint)
-        for name in ("here", "helped")
-    ]
-    for day in days:
-        data = encode_jsonl_gz(resources["simulator"].day(day))
-        for lake in lakes:
-            lake.write_bytes(raw_key(day, "simulator", "events"), data)
-    return lakes, resources["identity"].key()
-
-
-def test_helper_processes_stage_days_as_this_process_does(
-    tmp_path, s3_endpoint, s3_bucket, monkeypatch
-):
-    days = [FIRST + dt.timedelta(days=i) for i in range(8)]
-    (here, helped), key = _two_s3_lakes(tmp_path, s3_endpoint, s3_bucket, days)
-    expected = [staging._land(here, key, day) for day in days]
-    # Days this process stages go through the module's _land; a helper imports its own.
-    staged_here = []
-    land = staging._land
-    monkeypatch.setattr(
-        staging, "_land", lambda lake, k, day: staged_here.append(day) or land(lake, k, day)
-    )
-    assert staging._land_with_helpers(helped, key, days) == expected
-    assert days[0] not in staged_here, "the helper process staged no day"
-    for day in days:
-        pd.testing.assert_frame_equal(
-            helped.read_parquet(staging_key(day)), here.read_parquet(staging_key(day))
-        )
-        pd.testing.assert_frame_equal(
-            helped.read_parquet(quarantine_key(day)), here.read_parquet(quarantine_key(day))
-        )
-
-
-def test_a_helper_process_failing_fails_the_step_naming_the_file(tmp_path, s3_endpoint, s3_bucket):
-    days = [FIRST + dt.timedelta(days=i) for i in range(4)]
-    (lake, _), key = _two_s3_lakes(tmp_path, s3_endpoint, s3_bucket, days)
-    broken = raw_key(days[0], "simulator", "events")
-    lake.write_bytes(broken, lake.read_bytes(broken)[:-40])
-    with pytest.raises(RuntimeError, match=f"{broken}.* unreadable"):
-        staging._land_with_helpers(lake, key, days)
 
 
 def test_days_loaded_out_of_order_give_the_same_windowed_kpis(tmp_path):
