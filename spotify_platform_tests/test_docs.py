@@ -89,3 +89,15 @@ def test_the_tests_the_readme_names_exist_where_it_says() -> None:
         if file not in defined or (test and test not in defined[file])
     ]
     assert wrong == []
+
+
+def test_the_code_map_names_every_module_of_the_core() -> None:
+    text = _text("architecture.md")
+    core = ROOT / "spotify_platform" / "core"
+    modules = [
+        path.name
+        for path in core.rglob("*.py")
+        if path.name != "__init__.py" and "migrations" not in path.parts
+    ]
+    assert len(modules) > 30
+    assert [name for name in modules if name not in text] == []

@@ -24,6 +24,7 @@ from spotify_platform.core.lake.ingest import import_history
 from spotify_platform.core.lake.layout import (
     STAGING_ROOT,
     dashboard_key,
+    quarantine_key,
     raw_key,
     raw_prefix,
     staging_key,
@@ -152,6 +153,13 @@ def test_a_sparse_history_runs_once_with_every_day_materialized_and_right_kpis(
     assert {day for day, m in raw.items() if "dagster/uri" in m} == played
     assert raw[max(played)]["dagster/uri"].value == lake.uri(raw_prefix(max(played)))
     assert all(m["files"].value == len(lake.list_keys(raw_prefix(d))) for d, m in raw.items())
+    rejected = instance.fetch_materializations(AssetKey(["lake", "quarantined_streams"]), 1000)
+    quarantined = {dt.date.fromisoformat(r.partition_key): r.asset_materialization.metadata
+                   for r in rejected.records}
+    assert {day for day, m in quarantined.items() if "dagster/uri" in m} == played
+    assert {day: m["dagster/partition_row_count"].value for day, m in quarantined.items()} == {
+        day: len(lake.read_parquet(quarantine_key(day))) if day in played else 0 for day in days
+    }
     run_id = instance.get_runs(limit=1)[0].run_id
     records = instance.get_records_for_run(run_id, limit=100_000).records
     log = [r.event_log_entry.user_message for r in records]

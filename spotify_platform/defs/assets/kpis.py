@@ -120,52 +120,61 @@ def _windowed(
         )
 
 
-@asset(
-    key=["warehouse", "kpi_active_users"],
-    deps=[AGG],
-    description="DAU, WAU (7 days), MAU (30 days) and stickiness, from agg_account_daily.",
-    **COMMON,
-)
-def kpi_active_users(context: AssetExecutionContext, warehouse: WarehouseResource):
-    days = days_of(context)
-    with warehouse.exclusive("kpi_active_users"):
-        later = _later_days(warehouse, "kpi_active_users", days, kpis.ACTIVE_HORIZON_DAYS)
-        rows = []
-        for day in days + later:
-            counts = warehouse.read_frame(kpis.query(kpis.ACTIVE_USERS_SQL, **kpis.windows(day)))
-            rows.append(kpis.active_users(*counts.iloc[0].tolist(), day=day))
-        frame = KpiActiveUsers.validate(pd.DataFrame(rows))
-        warehouse.replace_days("kpi_active_users", days + later, frame)
-    yield from _windowed(context.asset_key, later)
-    yield run_summary(
-        context,
-        {"later_days_recomputed": len(later), "preview": _preview(frame.tail(10))},
-        day_figures(frame, ["dau", "wau", "mau", "stickiness"]),
-    )
+def _windowed_kpi(
+    table: str,
+    description: str,
+    horizon: int,
+    sql: str,
+    windows: Callable[[dt.date], dict[str, dt.date]],
+    row: Callable[..., dict],
+    model: type,
+    figures: list[str],
+) -> AssetsDefinition:
+    """A KPI of each day's trailing window of agg_account_daily: one count query per day, and
+    the later days whose window holds one of the run's days recomputed with them."""
+
+    @asset(key=["warehouse", table], deps=[AGG], description=description, **COMMON)
+    def windowed_kpi(context: AssetExecutionContext, warehouse: WarehouseResource):
+        days = days_of(context)
+        with warehouse.exclusive(table):
+            later = _later_days(warehouse, table, days, horizon)
+            rows = []
+            for day in days + later:
+                counts = warehouse.read_frame(kpis.query(sql, **windows(day)))
+                rows.append(row(*counts.iloc[0].tolist(), day=day))
+            frame = model.validate(pd.DataFrame(rows))
+            warehouse.replace_days(table, days + later, frame)
+        yield from _windowed(context.asset_key, later)
+        yield run_summary(
+            context,
+            {"later_days_recomputed": len(later), "preview": _preview(frame.tail(10))},
+            day_figures(frame, figures),
+        )
+
+    return windowed_kpi
 
 
-@asset(
-    key=["warehouse", "kpi_churn"],
-    deps=[AGG],
-    description=("30-day churn: accounts streaming in [D-59, D-30] without a stream in [D-29, D]."),
-    **COMMON,
+kpi_active_users = _windowed_kpi(
+    "kpi_active_users",
+    "DAU, WAU (7 days), MAU (30 days) and stickiness, from agg_account_daily.",
+    kpis.ACTIVE_HORIZON_DAYS,
+    kpis.ACTIVE_USERS_SQL,
+    kpis.windows,
+    kpis.active_users,
+    KpiActiveUsers,
+    ["dau", "wau", "mau", "stickiness"],
 )
-def kpi_churn(context: AssetExecutionContext, warehouse: WarehouseResource):
-    days = days_of(context)
-    with warehouse.exclusive("kpi_churn"):
-        later = _later_days(warehouse, "kpi_churn", days, kpis.CHURN_HORIZON_DAYS)
-        rows = []
-        for day in days + later:
-            counts = warehouse.read_frame(kpis.query(kpis.CHURN_SQL, **kpis.churn_windows(day)))
-            rows.append(kpis.churn(*counts.iloc[0].tolist(), day=day))
-        frame = KpiChurn.validate(pd.DataFrame(rows))
-        warehouse.replace_days("kpi_churn", days + later, frame)
-    yield from _windowed(context.asset_key, later)
-    yield run_summary(
-        context,
-        {"later_days_recomputed": len(later), "preview": _preview(frame.tail(10))},
-        day_figures(frame, ["base_accounts", "churned_accounts", "churn_rate"]),
-    )
+
+kpi_churn = _windowed_kpi(
+    "kpi_churn",
+    "30-day churn: accounts streaming in [D-59, D-30] without a stream in [D-29, D].",
+    kpis.CHURN_HORIZON_DAYS,
+    kpis.CHURN_SQL,
+    kpis.churn_windows,
+    kpis.churn,
+    KpiChurn,
+    ["base_accounts", "churned_accounts", "churn_rate"],
+)
 
 
 @asset(

@@ -19,7 +19,7 @@ from dagster import (
     multi_asset,
 )
 
-from spotify_platform.core.lake.layout import staging_key
+from spotify_platform.core.lake.layout import quarantine_key, staging_key
 from spotify_platform.core.staging.lake_days import stage_lake_days
 from spotify_platform.core.staging.lake_io import no_raw_stats
 from spotify_platform.defs.partitions import daily_partitions, days_of
@@ -90,22 +90,20 @@ def staging_streams(context: AssetExecutionContext, lake: LakeResource, identity
     reason_md = "| reason | rows |\n|---|---|\n" + "\n".join(f"| {r} | {n} |" for r, n in top)
 
     for day in all_days:
+        key, stats = day.isoformat(), by_day[day.isoformat()]
         uri = lake.uri(staging_key(day)) if day in landed else None
-        context.add_asset_metadata(
-            _day_metadata(by_day[day.isoformat()], uri),
-            asset_key=STAGING,
-            partition_key=day.isoformat(),
-        )
+        context.add_asset_metadata(_day_metadata(stats, uri), asset_key=STAGING, partition_key=key)
+        rejected = {"dagster/partition_row_count": stats["quarantined_rows"]}
+        if day in landed:
+            rejected["dagster/uri"] = lake.uri(quarantine_key(day))
+        if day == all_days[-1]:
+            rejected["reasons"] = MetadataValue.md(reason_md if top else "none")
+            rejected["quarantined_rows_in_run"] = totals["quarantined_rows"]
+        context.add_asset_metadata(rejected, asset_key=QUARANTINE, partition_key=key)
     if len(by_day) > 1:
         context.log.info(", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in totals.items()))
     yield MaterializeResult(asset_key=STAGING)
-    yield MaterializeResult(
-        asset_key=QUARANTINE,
-        metadata={
-            "quarantined_rows": totals["quarantined_rows"],
-            "reasons": MetadataValue.md(reason_md if top else "none"),
-        },
-    )
+    yield MaterializeResult(asset_key=QUARANTINE)
     yield quarantine_share_result(by_day)
     yield contract_result(by_day, top)
     yield drift_result(by_day)
