@@ -1,7 +1,7 @@
 """Bulk loading of frames into warehouse tables, inside a transaction the caller owns.
 
 Two paths: MySQL's `LOAD DATA LOCAL INFILE` from a tab-separated file (the fastest way into
-InnoDB, about 5x `to_sql`), and DB-API `executemany` of plain tuples, which PyMySQL turns
+InnoDB, several times `to_sql`), and DB-API `executemany` of plain tuples, which PyMySQL turns
 into multi-row INSERTs kept under its statement size limit and SQLite runs natively.
 Values are converted column by column with numpy and pyarrow, never row by row in Python.
 """
@@ -33,8 +33,8 @@ def _is(sql_type: sa.types.TypeEngine, kind: type | tuple[type, ...]) -> bool:
 
 def _as_datetimes(series: pd.Series) -> pd.Series:
     """`pd.to_datetime`, skipped for columns that hold datetimes already: it would first
-    turn thousands of their values into Timestamps to decide whether to cache (0.4 s of a
-    million-row load's 1.5 s of text)."""
+    turn thousands of their values into Timestamps to decide whether to cache, a good part
+    of the time the text of a big load takes."""
     if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(series):
         return series
     return pd.to_datetime(series)
@@ -205,10 +205,10 @@ def _tsv_field(series: pd.Series, sql_type: sa.types.TypeEngine) -> pa.Array:
 def primary_key_order(frame: pd.DataFrame, table: sa.Table) -> np.ndarray | None:
     """Row positions in the table's primary key order; None if no key column varies.
 
-    InnoDB stores rows in primary key order: a file in that order loads about 8x faster than
-    one in arbitrary order once the table outgrows the buffer pool (measured on a 1M-row day:
-    17 s against 136 s). A single text key sorts with `text_order` (fast for the hex ids),
-    the rest with Arrow's sort; text compares by code point, as utf8mb4_bin does.
+    InnoDB stores rows in primary key order: a file in that order loads several times faster
+    than one in arbitrary order once the table outgrows the buffer pool. A single text key
+    sorts with `text_order` (fast for the hex ids), the rest with Arrow's sort; text compares
+    by code point, as utf8mb4_bin does.
     """
     keys = []
     for column in table.primary_key.columns:
@@ -230,8 +230,7 @@ def primary_key_order(frame: pd.DataFrame, table: sa.Table) -> np.ndarray | None
 
 def in_key_order(frame: pd.DataFrame, table: sa.Table) -> bool:
     """Whether the rows are in primary key order already, as staged days are: each row's key
-    compared with the next one's (20 ms for a million rows, where working out the order
-    took 170 ms)."""
+    compared with the next one's, much cheaper than working out the order."""
     if len(frame) < 2:
         return True
     keys = [_arrow(frame[c.name]) for c in table.primary_key.columns]
@@ -270,8 +269,8 @@ def load_data(
 
     The file is declared binary although its text is UTF-8 (Arrow strings): MariaDB then
     splits the lines without decoding them, and still checks each value against its utf8mb4
-    column (a bad byte sequence gets the same warning). The same rows are stored, and a
-    1M-row day loaded in 6.7 s of server time instead of 7.9 s.
+    column (a bad byte sequence gets the same warning). The same rows are stored, with less
+    of the server's time, which is what limits a big load.
     """
     if frame.empty:
         return 0
