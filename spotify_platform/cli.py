@@ -32,9 +32,12 @@ def init_warehouse() -> None:
 
 
 def run_range(first: dt.date, last: dt.date) -> bool:
+    """One run over the days, its progress on stderr as it goes."""
     from spotify_platform.defs import runs
+    from spotify_platform.progress_bar import progress_shown
 
-    outcome = runs.run_range(first, last)
+    with progress_shown(sys.stderr):
+        outcome = runs.run_range(first, last)
     print(f"run {outcome.run_id}: {'succeeded' if outcome else 'FAILED'}")
     return outcome.success
 

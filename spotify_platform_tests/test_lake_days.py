@@ -59,13 +59,15 @@ def test_each_way_stages_the_days_as_staging_each_alone(tmp_path, monkeypatch, h
         monkeypatch.setattr(lake_days, "WORKERS_MIN_BYTES", 0)
     stale = staging_key(DAYS[4])
     lake.write_bytes(stale, b"left by an earlier run")
-    lines: list[str] = []
+    lines: list = []
     landed = stage_lake_days(lake, KEY, DAYS, log=lines.append)
     assert landed == expected
     assert not lake.exists(stale)
     assert len(lines) == (2 if how == "grouped" else 5)
     assert lines[-1] == "1 days without raw files: nothing staged"
-    assert "4 of 4 days with raw files" in lines[-2]
+    assert "4 of 4 days with raw files" in str(lines[-2])
+    records = sum(s["raw_records"] for s in expected.values())
+    assert (lines[-2].days_done, lines[-2].days_total, lines[-2].plays) == (4, 4, records)
     for day in raw:
         pd.testing.assert_frame_equal(
             lake.read_parquet(staging_key(day)), alone.read_parquet(staging_key(day))

@@ -194,7 +194,9 @@ def test_days_loaded_out_of_order_give_the_same_windowed_kpis(tmp_path):
     assert (a["dau"], a["wau"], a["mau"]) == (b["dau"], b["wau"], b["mau"])
 
 
-def test_thirty_days_on_mariadb_are_one_run_through_the_cli(tmp_path, mysql_url, monkeypatch):
+def test_thirty_days_on_mariadb_are_one_run_through_the_cli(
+    tmp_path, mysql_url, monkeypatch, capsys
+):
     for name, value in {
         "LAKE_URL": f"file://{tmp_path}/lake",
         "WAREHOUSE_URL": mysql_url,
@@ -220,3 +222,8 @@ def test_thirty_days_on_mariadb_are_one_run_through_the_cli(tmp_path, mysql_url,
         assert loaded.get(day, 0) == raw - quarantined > 0, day
     for table in ("kpi_churn", "kpi_retention", "kpi_genre_share", "kpi_platform_mix"):
         assert len(warehouse.read_table(table)) > 0, table
+    # Off a terminal, the CLI prints a line per batch; the last of each step has its totals.
+    progress = capsys.readouterr().err.splitlines()
+    loads = [line for line in progress if "] fact_streams: " in line]
+    assert loads and f"30 of 30 days, {sum(loaded.values()):,} plays" in loads[-1]
+    assert "\r" not in "".join(progress)

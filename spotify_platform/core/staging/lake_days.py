@@ -7,11 +7,11 @@ worker processes (`workers`).
 """
 
 import datetime as dt
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from spotify_platform.core.lake.layout import RAW_ROOT
 from spotify_platform.core.lake.store import LakeStore
+from spotify_platform.core.progress import Log, Stopwatch
 from spotify_platform.core.staging.lake_io import (
     clear_staged,
     stage_stored_day,
@@ -29,8 +29,6 @@ SIDE_BY_SIDE_BYTES = 16 << 20
 # them would cost more than it saves.
 WORKERS_MIN_BYTES = 24 << 20
 
-Log = Callable[[str], None]
-
 
 def stage_lake_days(
     lake: LakeStore, key: bytes, days: list[dt.date], log: Log | None = None
@@ -38,7 +36,7 @@ def stage_lake_days(
     """Stage every day of `days` that has raw files; the stats of each (`day_stats`).
 
     Days without raw files lose any staged files an earlier run left. `log` is told of each
-    group of days as it is done, with the progress so far.
+    group of days as it is done, with the progress so far (a `Progress`).
     """
     raw = lake.keys_by_day(RAW_ROOT, days)
     present = [day for day in days if day in raw]
@@ -101,10 +99,10 @@ def _stage_big_days(
 
 
 class _Progress:
-    """Log lines of the step's progress: each group's figures, days done and the rate."""
+    """Each group's figures, and the step's progress over the days with raw files."""
 
     def __init__(self, days: int, log: Log) -> None:
-        self.days, self.log, self.started = days, log, time.monotonic()
+        self.log, self.watch = log, Stopwatch(days, "days with raw files")
 
     def done(self, group: list[dt.date], stats: dict[dt.date, dict], landed: dict) -> None:
         span = f"{group[0]}" if len(group) == 1 else f"{group[0]}..{group[-1]} ({len(group)} days)"
@@ -113,10 +111,8 @@ class _Progress:
             for name in ("raw_records", "staged_rows", "quarantined_rows", "duplicates_removed")
         }
         records = sum(s["raw_records"] for s in landed.values())
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        self.log(
+        line = (
             f"{span}: {total['raw_records']} raw, {total['staged_rows']} staged, "
             f"{total['quarantined_rows']} quarantined, {total['duplicates_removed']} duplicates"
-            f"; {len(landed):,} of {self.days:,} days with raw files, {records:,} records in "
-            f"{elapsed:.1f} s ({records / elapsed:,.0f} plays/s)"
         )
+        self.log(self.watch.progress(line, len(landed), records))

@@ -2,8 +2,6 @@
 batch of days at a time, atomically."""
 
 import datetime as dt
-import logging
-import time
 from collections.abc import Callable, Iterator
 
 import pandas as pd
@@ -28,8 +26,10 @@ from spotify_platform.core.contracts.schemas import (
 from spotify_platform.core.kpis import aggregates, lifecycle, sessions
 from spotify_platform.core.lake.staged import StagedTables, joined_frame, staged_tables
 from spotify_platform.core.memory import release_memory
+from spotify_platform.core.progress import Log, Stopwatch
 from spotify_platform.core.warehouse.connection import WarehouseUnavailable
 from spotify_platform.defs.partitions import daily_partitions, days_of
+from spotify_platform.defs.progress import step_log
 from spotify_platform.defs.resources.lake import LakeResource
 from spotify_platform.defs.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
@@ -74,7 +74,7 @@ def _load_batches(
     days: list[dt.date],
     tables: StagedTables,
     build: Callable[[pd.DataFrame], pd.DataFrame] = lambda frame: frame,
-    log: logging.Logger | None = None,
+    log: Log | None = None,
 ) -> dict[str, int]:
     """Replace `table`'s rows for `days` by `build` of their staged rows, batch by batch;
     rows loaded per day. Each batch is logged as it is committed, with its rate.
@@ -84,7 +84,7 @@ def _load_batches(
     they had.
     """
     per_day: dict[str, int] = {}
-    started, plays = time.monotonic(), 0
+    watch, plays = Stopwatch(len(days)), 0
     for batch, staged in day_batches(tables, warehouse.batch_rows):
         plays += staged.shape[0] if staged is not None else 0
         frame = build(staged) if staged is not None else pd.DataFrame({"dt": []})
@@ -98,20 +98,9 @@ def _load_batches(
         del frame
         release_memory(rows)
         if log is not None:
-            log.info(_progress_line(table, batch, rows, len(per_day), len(days), plays, started))
+            span = f"{batch[0]}" if len(batch) == 1 else f"{batch[0]}..{batch[-1]}"
+            log(watch.progress(f"{table}: {span} loaded ({rows:,} rows)", len(per_day), plays))
     return per_day
-
-
-def _progress_line(
-    table: str, batch: list[dt.date], rows: int, done: int, total: int, plays: int, started: float
-) -> str:
-    """A committed batch: its days and rows, then the step so far (days, plays, rate)."""
-    elapsed = max(time.monotonic() - started, 1e-9)
-    span = f"{batch[0]}" if len(batch) == 1 else f"{batch[0]}..{batch[-1]}"
-    return (
-        f"{table}: {span} loaded ({rows:,} rows); {done:,} of {total:,} days, {plays:,} plays "
-        f"in {elapsed:.1f} s ({plays / elapsed:,.0f} plays/s)"
-    )
 
 
 @asset(
@@ -127,7 +116,7 @@ def fact_streams(
 
     days = days_of(context)
     per_day = _load_batches(
-        warehouse, "fact_streams", days, staged_tables(lake, days), log=context.log
+        warehouse, "fact_streams", days, staged_tables(lake, days), log=step_log(context)
     )
     _partition_row_counts(context, per_day)
     context.log.info(f"fact_streams: {sum(per_day.values())} rows over {len(per_day)} days")
@@ -168,7 +157,7 @@ def _aggregate_asset(
             days,
             staged_tables(lake, days, columns),
             lambda staged: model.validate(build(staged)),
-            log=context.log,
+            log=step_log(context),
         )
         _partition_row_counts(context, per_day)
         return MaterializeResult()

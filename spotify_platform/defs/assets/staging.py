@@ -23,6 +23,7 @@ from spotify_platform.core.lake.layout import quarantine_key, staging_key
 from spotify_platform.core.staging.lake_days import stage_lake_days
 from spotify_platform.core.staging.lake_io import no_raw_stats
 from spotify_platform.defs.partitions import daily_partitions, days_of
+from spotify_platform.defs.progress import step_log
 from spotify_platform.defs.resources.hmac_key import IdentityResource
 from spotify_platform.defs.resources.lake import LakeResource
 
@@ -76,7 +77,7 @@ QUARANTINE_FAIL_SHARE = float(os.environ.get("QUARANTINE_FAIL_SHARE", "0.10"))
 )
 def staging_streams(context: AssetExecutionContext, lake: LakeResource, identity: IdentityResource):
     all_days = days_of(context)
-    landed = stage_lake_days(lake, identity.key(), all_days, log=context.log.info)
+    landed = stage_lake_days(lake, identity.key(), all_days, log=step_log(context))
     by_day = {day.isoformat(): landed.get(day) or no_raw_stats(day) for day in all_days}
     totals = {
         name: sum(s[name] for s in by_day.values())
