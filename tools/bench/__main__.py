@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             server.drop_all()
     finally:
         server.drop_all()
+        report["databases"] = server.made
         report["seconds"] = time.time() - started
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         text = json.dumps(report, indent=2, default=str)
