@@ -12,11 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import sqlalchemy as sa
 
 from tools.bench.generate import landed
 from tools.bench.protocol import run_worker
 from tools.bench.settings import DAY
+from tools.bench.streams_match import compare_streams
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 BENCH = REPOSITORY / "tools" / "bench"
@@ -80,6 +82,7 @@ def test_the_bench_day_section_runs_and_its_paths_load_the_same_rows(
     match = day["streams_match"]
     assert match["lean"]["rows"] == raw["streams"] > 1000
     assert match["identical"] is True and match["platform"] == match["lean"]
+    assert match["repeated_stream_events"] == 0 and match["identical_with_repeats_once"] is True
     assert day["lean"]["listening_rows"] == raw["tracks"]
     # The floor parsed every raw record and loaded exactly the platform's rows.
     floor = day["floor"]
@@ -155,3 +158,35 @@ def test_the_lean_worker_writes_keyless_text_tables_and_the_raw_files_streams(
     assert indexes == [] and types["track_name"] == types["artist_name"] == "text"
     assert 0 < len(top) <= 50 and [r for r, _ in top] == list(range(1, len(top) + 1))
     assert [n for _, n in top] == sorted((n for _, n in top), reverse=True)
+
+
+def test_the_streams_comparison_names_a_repeated_raw_event_instead_of_hiding_it(
+    tmp_path: Path, mysql_url: str
+) -> None:
+    stream = {
+        "account_id": "a",
+        "ended_at": pd.Timestamp("2026-03-10 09:08:59"),
+        "track_uri": "spotify:track:x",
+        "ms_played": 103_499,
+        "track_name": "Éternel Saudade 🔥",
+        "artist_name": "Leon Trio",
+        "is_stream": True,
+    }
+    other = {**stream, "account_id": "b", "ms_played": 40_000}
+    skip = {**stream, "ms_played": 5_000, "is_stream": False}
+    engine = sa.create_engine(mysql_url, poolclass=sa.NullPool)
+    # The lean side has the first stream twice (a repeated raw event) and a skip.
+    pd.DataFrame([stream, stream, other, skip]).to_sql("listening_events", engine, index=False)
+    pd.DataFrame([stream, other, skip]).to_sql("fact_streams", engine, index=False)
+    engine.dispose()
+    match = compare_streams(mysql_url, mysql_url, tmp_path, DAY)
+    assert match["identical"] is False
+    assert match["lean"]["rows"] == 3 and match["platform"]["rows"] == 2
+    assert match["repeated_stream_events"] == 1
+    assert match["identical_with_repeats_once"] is True
+    assert match["lean_distinct_events"] == match["platform"]
+    difference = match["difference"]
+    assert (difference["only_lean"], difference["only_platform"]) == (1, 0)
+    [example] = difference["examples"]
+    assert example["track_name"] == stream["track_name"]
+    assert (example["lean"], example["platform"]) == ("2", "1")

@@ -3,8 +3,10 @@ artist) tuples, as many times each, compared by count and an order-independent d
 
 The two paths do not key rows alike: the lean path keeps every raw row with a track name, the
 platform removes duplicate events (same account, end, content and ms played) and quarantines
-malformed records. Where the tuples differ, the difference is listed with the platform's own
-staging figures for the day, which say what it removed and why.
+malformed records. Where the tuples differ, the difference is listed, with the lean path's
+streams that repeat a raw event and the platform's own staging figures for the day, which
+say what it removed and why; and the lean streams are compared again with each repeated
+event once.
 """
 
 import datetime as dt
@@ -29,9 +31,20 @@ def _query(url: str, sql: str) -> pd.DataFrame:
     return frame
 
 
-def stream_digest(url: str, table: str) -> dict:
-    """Count and CRC32 sum of the table's stream tuples: equal for the same multiset."""
-    tuples = f"SELECT {STREAM_TUPLE} FROM `{table}` WHERE is_stream"
+def stream_tuples(table: str, distinct_events: bool = False) -> str:
+    """The query of a table's stream tuples; with `distinct_events`, a raw event repeated
+    (same account, end, track and ms played, what the platform's event id hashes) once."""
+    source = f"`{table}` WHERE is_stream"
+    if distinct_events:
+        source = (
+            "(SELECT DISTINCT account_id, ended_at, track_uri, ms_played, track_name, "
+            f"artist_name FROM `{table}` WHERE is_stream) AS events"
+        )
+    return f"SELECT {STREAM_TUPLE} FROM {source}"
+
+
+def stream_digest(url: str, tuples: str) -> dict:
+    """Count and CRC32 sum of the stream tuples: equal for the same multiset."""
     row = _query(
         url,
         "SELECT COUNT(*) AS n, SUM(CRC32(CONCAT_WS('|', ended_at, ms_played, track_name, "
@@ -48,7 +61,7 @@ def stream_difference(lean_url: str, platform_url: str) -> dict:
         (lean_url, "listening_events", "lean"),
         (platform_url, "fact_streams", "platform"),
     ):
-        frame = _query(url, f"SELECT {STREAM_TUPLE} FROM `{table}` WHERE is_stream")
+        frame = _query(url, stream_tuples(table))
         counts.append(frame.groupby(keys).size().rename(side))
     both = pd.concat(counts, axis=1).fillna(0).astype("int64")
     extra = both["lean"] - both["platform"]
@@ -75,12 +88,16 @@ def staging_stats(lake: Path, day: dt.date) -> dict:
 
 def compare_streams(lean_url: str, platform_url: str, lake: Path, day: dt.date) -> dict:
     """The lean path's streams against the platform's: identical, or the exact difference."""
-    lean = stream_digest(lean_url, "listening_events")
-    platform = stream_digest(platform_url, "fact_streams")
+    lean = stream_digest(lean_url, stream_tuples("listening_events"))
+    lean_events = stream_digest(lean_url, stream_tuples("listening_events", distinct_events=True))
+    platform = stream_digest(platform_url, stream_tuples("fact_streams"))
     result = {
         "lean": lean,
+        "lean_distinct_events": lean_events,
         "platform": platform,
         "identical": lean == platform,
+        "repeated_stream_events": lean["rows"] - lean_events["rows"],
+        "identical_with_repeats_once": lean_events == platform,
         "staging": staging_stats(lake, day),
     }
     if not result["identical"]:
