@@ -55,11 +55,11 @@ def print_summary(paths: dict[str, dict], platform_seconds: float) -> None:
 
 def print_targets(day: dict) -> None:
     def line(target: str, measured: str, met: bool | None) -> None:
-        print(f"  {target:<52} {measured:>16}   {'-' if met is None else verdict(met)}")
+        print(f"  {target:<58} {measured:>16}   {'-' if met is None else verdict(met)}")
 
     lean_x, seed_x = day["speedup_vs_lean"], day["speedup_vs_seed"]
     match = day["streams_match"]
-    print(f"\n  {'target':<52} {'measured':>16}   verdict")
+    print(f"\n  {'target':<58} {'measured':>16}   verdict")
     line(
         f"raw to KPIs >= {TARGET_LEAN_SPEEDUP:.0f}x faster than the lean path",
         f"{lean_x:.2f}x",
@@ -102,12 +102,13 @@ def print_targets(day: dict) -> None:
     if not match["identical"]:
         diff, staging = match["difference"], match["staging"]
         print(
-            f"\n  why the streams differ: {diff['only_lean']:,} tuples only in the lean path, "
-            f"{diff['only_platform']:,} only in the platform. The raw day repeats "
-            f"{match['repeated_stream_events']:,} stream events (same account, end, track, "
-            f"ms played), which the lean path loads each time; the platform's staging removed "
-            f"{staging.get('duplicates_removed')} duplicate events and quarantined "
-            f"{staging.get('quarantined_rows')} records {staging.get('reasons') or ''}"
+            f"\n  why the streams differ: tuples only in the lean path {diff['only_lean']:,}, "
+            f"only in the platform {diff['only_platform']:,};\n"
+            f"  stream events the raw day repeats (same account, end, track, ms played), "
+            f"loaded each time by the lean path: {match['repeated_stream_events']:,};\n"
+            f"  the platform's staging: duplicate events removed "
+            f"{staging.get('duplicates_removed')}, records quarantined "
+            f"{staging.get('quarantined_rows')} {staging.get('reasons') or ''}"
         )
         for example in diff["examples"]:
             print(f"    {example}")
