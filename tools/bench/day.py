@@ -2,7 +2,7 @@
 platform, and the floor under them, side by side, then the verdict on each target.
 
 Ratios, not seconds, are the targets: the paths run one after another on the same machine
-and server, so a slow moment of a shared machine weighs on them alike only within one run.
+and server, so their ratios carry over between machines where their seconds do not.
 """
 
 import argparse
