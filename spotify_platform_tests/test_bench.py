@@ -1,19 +1,42 @@
-"""`make bench` keeps working, and its two paths agree: a small day through the seed-style
-path and through the platform's Dagster job must leave the same fact_streams rows."""
+"""`make bench` keeps working, and its paths agree: a small day through the lean path, the
+seed-style path, the floor and the platform's Dagster job must leave the same rows, and the lean
+path's streams must be what the raw files hold, counted here without pandas."""
 
 from __future__ import annotations
 
 import ast
+import gzip
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import sqlalchemy as sa
+
+from tools.bench.generate import landed
+from tools.bench.protocol import run_worker
+from tools.bench.settings import DAY
+from tools.bench.streams_match import compare_streams
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 BENCH = REPOSITORY / "tools" / "bench"
+
+
+def _raw_counts(lake: Path) -> dict[str, int]:
+    """The day's raw records, those with a track name and those of them played 30 s or more,
+    read with json and gzip alone."""
+    counts = {"records": 0, "tracks": 0, "streams": 0}
+    for path in sorted(lake.glob(f"raw/**/dt={DAY.isoformat()}/**/*.jsonl.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            for line in handle:
+                record = json.loads(line)
+                counts["records"] += 1
+                if record["master_metadata_track_name"] is not None:
+                    counts["tracks"] += 1
+                    counts["streams"] += record["ms_played"] >= 30_000
+    return counts
 
 
 def _bench_databases(server_url: str) -> set[str]:
@@ -24,10 +47,9 @@ def _bench_databases(server_url: str) -> set[str]:
     return names
 
 
-def test_the_bench_day_section_runs_and_both_paths_load_the_same_rows(
+def test_the_bench_day_section_runs_and_its_paths_load_the_same_rows(
     tmp_path: Path, mysql_server_url: str
 ) -> None:
-    before = _bench_databases(mysql_server_url)
     done = subprocess.run(
         [
             sys.executable,
@@ -49,12 +71,32 @@ def test_the_bench_day_section_runs_and_both_paths_load_the_same_rows(
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / ".bench" / "latest.json").read_text())
     day = report["day"]
+    raw = _raw_counts(tmp_path / ".bench" / "data" / "day_3000")
+    assert raw["records"] == day["events"] > 2000
     assert day["same_fact_rows"] is True
-    assert day["platform"]["fact_rows"] == day["seed"]["fact_rows"] > 2000
+    assert day["platform"]["fact_rows"] == day["seed"]["fact_rows"] == raw["records"]
     stages = {row["stage"] for row in day["platform"]["stages"]}
     assert {"fact_streams load", "KPIs", "aggregates", "checks"} <= stages
-    assert "target" in done.stdout and "same fact_streams rows" in done.stdout
-    assert _bench_databases(mysql_server_url) <= before  # it drops the databases it made
+    # The lean path's streams, counted in its listening_events, are the raw file's; the
+    # platform's are the same tuples.
+    match = day["streams_match"]
+    assert match["lean"]["rows"] == raw["streams"] > 1000
+    assert match["identical"] is True and match["platform"] == match["lean"]
+    assert match["repeated_stream_events"] == 0 and match["identical_with_repeats_once"] is True
+    assert day["lean"]["listening_rows"] == raw["tracks"]
+    # The floor parsed every raw record and loaded exactly the platform's rows.
+    floor = day["floor"]
+    assert floor["parsed_rows"] == raw["records"]
+    assert floor["loaded_rows"] == floor["dump"]["rows"] == day["platform"]["fact_rows"]
+    assert floor["same_rows_as_platform"] is True
+    assert floor["seconds"] == floor["parse_seconds"] + floor["load_seconds"] > 0
+    assert day["floor_multiple"] == day["platform"]["seconds"] / floor["seconds"]
+    for text in ("lean path", "seed-style baseline", "floor", "platform path", "target"):
+        assert text in done.stdout
+    assert "streams identical to the lean path's streams" in done.stdout
+    # It drops the databases it made (others' bench runs may share the server).
+    assert len(report["databases"]) == 4
+    assert not set(report["databases"]) & _bench_databases(mysql_server_url)
 
 
 def test_the_bench_modules_stay_small_and_borrow_no_private_names() -> None:
@@ -75,3 +117,76 @@ def test_the_bench_modules_stay_small_and_borrow_no_private_names() -> None:
                 ]
     assert len(list(BENCH.glob("*.py"))) > 5
     assert long == {} and borrowed == []
+
+
+def test_the_lean_worker_writes_keyless_text_tables_and_the_raw_files_streams(
+    tmp_path: Path, mysql_url: str
+) -> None:
+    lake = tmp_path / "lake"
+    landed(lake, DAY, 1, 2000)
+    raw = _raw_counts(lake)
+    result = run_worker("lean", {"lake": str(lake), "day": DAY.isoformat(), "url": mysql_url})
+    assert [row["stage"] for row in result["stages"]] == [
+        "read_json",
+        "clean",
+        "to_sql listening_events",
+        "KPIs (pandas, to_sql)",
+    ]
+    assert result["raw_rows"] == raw["records"] and result["process_peak_rss"] > 0
+    engine = sa.create_engine(mysql_url, poolclass=sa.NullPool)
+    with engine.connect() as conn:
+        streams = conn.execute(
+            sa.text("SELECT COUNT(*) FROM listening_events WHERE is_stream")
+        ).scalar_one()
+        rows = conn.execute(sa.text("SELECT COUNT(*) FROM listening_events")).scalar_one()
+        indexes = conn.execute(sa.text("SHOW INDEX FROM listening_events")).all()
+        types = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT column_name, data_type FROM information_schema.columns "
+                    "WHERE table_schema = DATABASE() AND table_name = 'listening_events'"
+                )
+            ).all()
+        )
+        daily = conn.execute(sa.text("SELECT streams FROM lean_daily_kpis")).scalar_one()
+        top = conn.execute(
+            sa.text("SELECT `rank`, streams FROM lean_top_artists ORDER BY `rank`")
+        ).all()
+    engine.dispose()
+    assert streams == daily == result["stream_rows"] == raw["streams"] > 500
+    assert rows == raw["tracks"]
+    assert indexes == [] and types["track_name"] == types["artist_name"] == "text"
+    assert 0 < len(top) <= 50 and [r for r, _ in top] == list(range(1, len(top) + 1))
+    assert [n for _, n in top] == sorted((n for _, n in top), reverse=True)
+
+
+def test_the_streams_comparison_names_a_repeated_raw_event_instead_of_hiding_it(
+    tmp_path: Path, mysql_url: str
+) -> None:
+    stream = {
+        "account_id": "a",
+        "ended_at": pd.Timestamp("2026-03-10 09:08:59"),
+        "track_uri": "spotify:track:x",
+        "ms_played": 103_499,
+        "track_name": "Éternel Saudade 🔥",
+        "artist_name": "Leon Trio",
+        "is_stream": True,
+    }
+    other = {**stream, "account_id": "b", "ms_played": 40_000}
+    skip = {**stream, "ms_played": 5_000, "is_stream": False}
+    engine = sa.create_engine(mysql_url, poolclass=sa.NullPool)
+    # The lean side has the first stream twice (a repeated raw event) and a skip.
+    pd.DataFrame([stream, stream, other, skip]).to_sql("listening_events", engine, index=False)
+    pd.DataFrame([stream, other, skip]).to_sql("fact_streams", engine, index=False)
+    engine.dispose()
+    match = compare_streams(mysql_url, mysql_url, tmp_path, DAY)
+    assert match["identical"] is False
+    assert match["lean"]["rows"] == 3 and match["platform"]["rows"] == 2
+    assert match["repeated_stream_events"] == 1
+    assert match["identical_with_repeats_once"] is True
+    assert match["lean_distinct_events"] == match["platform"]
+    difference = match["difference"]
+    assert (difference["only_lean"], difference["only_platform"]) == (1, 0)
+    [example] = difference["examples"]
+    assert example["track_name"] == stream["track_name"]
+    assert (example["lean"], example["platform"]) == ("2", "1")

@@ -9,8 +9,9 @@ import time
 from typing import Any
 
 import tools.bench
+from tools.bench.day import day_section
 from tools.bench.history import SHAPES, history_section
-from tools.bench.sections import backfill_section, day_section, kpi_section, scaling_section
+from tools.bench.sections import backfill_section, kpi_section, scaling_section
 from tools.bench.server import Server
 from tools.bench.settings import BENCH_DIR, DEFAULT_MYSQL_URL
 
@@ -31,7 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tools.bench", description=tools.bench.__doc__)
     parser.add_argument("--only", action="append", choices=sorted(SECTIONS), help="repeatable")
     parser.add_argument("--events", type=int, default=1_000_000, help="day comparison size")
-    parser.add_argument("--scaling", type=_sizes, default=[100_000, 1_000_000, 3_000_000])
+    parser.add_argument("--scaling", type=_sizes, default=[1_000_000, 3_000_000, 10_000_000])
     parser.add_argument("--backfill-days", type=int, default=30)
     parser.add_argument("--backfill-events", type=int, default=30_000, help="events per day")
     parser.add_argument("--kpi-days", type=int, default=30)
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             server.drop_all()
     finally:
         server.drop_all()
+        report["databases"] = server.made
         report["seconds"] = time.time() - started
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         text = json.dumps(report, indent=2, default=str)

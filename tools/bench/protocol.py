@@ -21,6 +21,8 @@ from tools.bench.measure import ChildPeaks, peak_rss
 WORKERS = {
     "generate": "tools.bench.generate:generate_worker",
     "seed": "tools.bench.seed_path:seed_worker",
+    "lean": "tools.bench.lean_path:lean_worker",
+    "floor": "tools.bench.floor:floor_worker",
     "platform": "tools.bench.platform_path:platform_worker",
     "kpi": "tools.bench.kpi_timing:kpi_worker",
     "history": "tools.bench.history:history_worker",

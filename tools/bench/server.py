@@ -16,6 +16,7 @@ class Server:
         self.keep = keep
         self.engine = sa.create_engine(self.url, poolclass=sa.NullPool)
         self.created: list[str] = []
+        self.made: list[str] = []
 
     def database(self, purpose: str) -> str:
         name = f"spt_bench_{purpose}_{secrets.token_hex(3)}"
@@ -24,6 +25,7 @@ class Server:
                 sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
             )
         self.created.append(name)
+        self.made.append(name)
         query = {**self.url.query, "charset": "utf8mb4", "local_infile": "1"}
         return self.url.set(database=name, query=query).render_as_string(hide_password=False)
 
