@@ -67,3 +67,22 @@ def test_modules_stay_small() -> None:
         and str(path.relative_to(PACKAGE)) not in LONG_ALLOWED
     }
     assert long == {}
+
+
+def test_dagsters_internals_are_imported_by_the_event_storage_alone() -> None:
+    """Dagster offers no public base for an event log storage; every other use of Dagster
+    goes through its public API (the README says why, and what it saves)."""
+    private = set()
+    for path in sorted([*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "tools").rglob("*.py")]):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            if any(name.startswith("dagster._") for name in names):
+                private.add(str(path.relative_to(PACKAGE.parent)))
+    assert private == {"spotify_platform/defs/event_storage.py"}
