@@ -25,6 +25,15 @@ from spotify_platform.core.lake.store import arrow_frame
 MULTIPLIER = np.uint64(0x100000001B3)
 MIX = np.uint64(0xBF58476D1CE4E5B9)
 SPILL_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+# The identity each aggregate table groups by, whose buckets hold whole groups.
+SPLIT_BY = {
+    "agg_account_daily": "account_id",
+    "agg_artist_daily": "artist_id",
+    "agg_track_daily": "track_id",
+    "agg_account_hourly": "account_id",
+    "agg_account_segment_daily": "account_id",
+    "agg_account_sessions": "account_id",
+}
 
 
 def text_hashes(text: pa.Array) -> np.ndarray:

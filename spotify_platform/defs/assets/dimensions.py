@@ -129,9 +129,7 @@ def _seen(
     columns = [key, *name_columns, *also, "ended_at"]
     candidates = [
         names.latest_plays(frame, [key], name_columns)
-        for batch in staged_batches(
-            lake, days, columns, warehouse.batch_rows, warehouse.chunk_rows
-        )
+        for batch in staged_batches(lake, days, columns, warehouse.batch_rows, warehouse.chunk_rows)
         for frame in batch.frames()
     ]
     if not candidates:

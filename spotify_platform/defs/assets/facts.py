@@ -158,11 +158,9 @@ def _aggregate_asset(
     columns: list[str],
     build: Callable[[pd.DataFrame], pd.DataFrame],
     model: type,
-    key: str = "account_id",
 ):
     """An aggregate table's asset: each day's rows computed from the staged day (the blocking
-    reconciliation has proven it equal to fact_streams) rather than by scanning the facts.
-    `key` is the identity among its group keys that a big day's buckets split by."""
+    reconciliation has proven it equal to fact_streams) rather than by scanning the facts."""
 
     @asset(
         key=["warehouse", table],
@@ -180,7 +178,7 @@ def _aggregate_asset(
             days,
             staged_batches(lake, days, columns, warehouse.batch_rows, warehouse.chunk_rows),
             lambda staged: model.validate(build(staged)),
-            key=key,
+            key=buckets.SPLIT_BY[table],
             log=context.log,
         )
         _partition_row_counts(context, per_day)
@@ -202,7 +200,6 @@ agg_artist_daily = _aggregate_asset(
     ["dt", "account_id", "is_stream", "ms_played", "ended_at", "artist_id", "artist_name"],
     aggregates.artist_daily,
     AggArtistDaily,
-    key="artist_id",
 )
 agg_track_daily = _aggregate_asset(
     "agg_track_daily",
@@ -211,7 +208,6 @@ agg_track_daily = _aggregate_asset(
     + ["track_id", "track_name", "artist_name"],
     aggregates.track_daily,
     AggTrackDaily,
-    key="track_id",
 )
 agg_account_hourly = _aggregate_asset(
     "agg_account_hourly",
