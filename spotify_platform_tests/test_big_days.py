@@ -142,3 +142,15 @@ def test_a_big_day_goes_in_part_by_part_in_one_transaction(lake, mysql_url):
         {"d": DAY},
     ).iloc[0]
     assert (int(stored["n"]), int(stored["ms"])) == (ROWS, int(awkward_day()["ms_played"].sum()))
+
+
+def test_a_big_day_on_s3_comes_in_the_same_chunks_as_from_a_folder(lake, s3_endpoint, s3_bucket):
+    on_s3 = Lake(url=f"s3://{s3_bucket}/platform", s3_endpoint_url=s3_endpoint)
+    on_s3.write_bytes(staging_key(DAY), (lake.root / staging_key(DAY)).read_bytes())
+    columns = ["event_id", "ms_played"]
+    (remote,) = staged_batches(on_s3, [DAY], columns, 10**9, chunk_rows=CHUNK_ROWS)
+    (local,) = staged_batches(lake, [DAY], columns, 10**9, chunk_rows=CHUNK_ROWS)
+    assert remote.chunked and remote.rows == ROWS
+    pairs = list(zip(remote.tables(), local.tables(), strict=True))
+    assert len(pairs) == -(-ROWS // CHUNK_ROWS)
+    assert all(a.equals(b) for a, b in pairs)
