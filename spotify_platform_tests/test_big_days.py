@@ -99,16 +99,27 @@ def test_buckets_split_by_another_column_than_the_key_would_not_be_exact(lake):
     assert len(parts) > len(expected)
 
 
-def test_a_value_goes_to_the_same_bucket_in_every_chunk_and_buckets_are_even():
-    ids = pa.array([f"{i:032x}" for i in range(20_000)] + [None, ""])
-    whole = buckets.bucket_codes(ids, 16)
+def test_buckets_are_ranges_of_the_key_the_same_in_every_chunk_and_about_even():
+    rng = np.random.default_rng(5)
+    ids = pa.array([f"{i:032x}" for i in rng.permutation(20_000)] + [None, "", "~1", "Z"])
+    cuts = buckets.splitters(ids.slice(0, 3000), 16)
+    whole = buckets.bucket_codes(ids, cuts)
     pieces = np.concatenate(
-        [buckets.bucket_codes(ids.slice(i, 3000), 16) for i in range(0, 20_002, 3000)]
+        [buckets.bucket_codes(ids.slice(i, 3000), cuts) for i in range(0, len(ids), 3000)]
     )
     assert (whole == pieces).all()
-    assert whole[-2] == 0
+    assert whole[-4:].tolist() == [15, 0, 15, 15]
+    order = np.argsort(np.array(ids.to_pylist()[:20_000]))
+    assert (np.diff(whole[:20_000][order]) >= 0).all(), "key order is bucket order"
     counts = np.bincount(whole[:20_000], minlength=16)
-    assert counts.min() > 0.8 * 20_000 / 16 and counts.max() < 1.2 * 20_000 / 16
+    assert counts.min() > 0.7 * 20_000 / 16 and counts.max() < 1.3 * 20_000 / 16
+
+
+def test_a_big_day_s_aggregate_rows_come_in_primary_key_order(lake):
+    (batch,) = staged_batches(lake, [DAY], None, 10**9, chunk_rows=CHUNK_ROWS)
+    with buckets.spilled(batch.tables(), "artist_id", 9) as paths:
+        rows = pd.concat(buckets.bucketed(aggregates.artist_daily, paths), ignore_index=True)
+    pd.testing.assert_frame_equal(rows, _in_key_order(rows, "agg_artist_daily"))
 
 
 def test_day_totals_sum_a_big_day_chunk_by_chunk(lake):

@@ -2,10 +2,16 @@
 
 Each aggregate groups plays by keys that include an account, an artist or a track, and a
 group's row depends on that group's plays alone (sums, distinct listeners, the latest name,
-sessions in time order). So a big day's plays are split by a hash of that key into buckets,
-chunk by chunk as they are read, in Arrow IPC files of a temporary folder; each bucket then
-goes through the same function as a whole day would, and yields exactly the whole day's rows
-of its keys. Memory is bounded by a bucket, not by the day.
+sessions in time order). So a big day's plays are split by that key into buckets, chunk by
+chunk as they are read, in Arrow IPC files of a temporary folder; each bucket then goes
+through the same function as a whole day would, and yields exactly the whole day's rows of
+its keys. Memory is bounded by a bucket, not by the day.
+
+Buckets are ranges of the key in code point order (the warehouse's binary collation), cut at
+quantiles of the first chunk: staged rows come in event id order, unrelated to the key, so
+that chunk is a fair sample of the day and the buckets come out about even. Each bucket's
+rows are in key order, and the buckets follow each other in it, so the day's rows reach
+InnoDB in primary key order, as one load's would.
 """
 
 import tempfile
@@ -20,10 +26,6 @@ import pyarrow.compute as pc
 
 from spotify_platform.core.lake.store import arrow_frame
 
-# Odd 64-bit constants (a polynomial hash's multiplier, then a finalizer spreading its bits);
-# products wrap around modulo 2**64 as numpy's unsigned integers do.
-MULTIPLIER = np.uint64(0x100000001B3)
-MIX = np.uint64(0xBF58476D1CE4E5B9)
 SPILL_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 # The identity each aggregate table groups by, whose buckets hold whole groups.
 SPLIT_BY = {
@@ -36,59 +38,55 @@ SPLIT_BY = {
 }
 
 
-def text_hashes(text: pa.Array) -> np.ndarray:
-    """A 64-bit hash of each value of a string array without nulls, from its bytes alone (the
-    same text hashes the same in every chunk and process)."""
-    text = text.cast(pa.large_string())
-    count = len(text)
-    offsets = np.frombuffer(
-        text.buffers()[1], dtype=np.int64, count=count + 1, offset=text.offset * 8
-    )
-    lengths = np.diff(offsets)
-    first, last = int(offsets[0]), int(offsets[-1])
-    hashes = lengths.astype(np.uint64)
-    if last > first:
-        data = np.frombuffer(text.buffers()[2], dtype=np.uint8)[first:last].astype(np.uint64)
-        position = np.arange(last - first) - np.repeat(offsets[:-1] - first, lengths)
-        powers = np.cumprod(np.full(int(lengths.max()), MULTIPLIER, dtype=np.uint64))
-        filled = np.flatnonzero(lengths)
-        starts = (offsets[:-1] - first)[filled]
-        hashes[filled] += np.add.reduceat(data * powers[position], starts)
-    hashes ^= hashes >> np.uint64(31)
-    hashes *= MIX
-    hashes ^= hashes >> np.uint64(29)
-    return hashes
-
-
-def bucket_codes(values: pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
-    """Each value's bucket in [0, buckets): a hash of its text, the same in every chunk; a
-    missing value goes to bucket 0. Hashes the chunk's distinct values only."""
+def _text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    encoded = pc.dictionary_encode(values)
-    codes = text_hashes(encoded.dictionary) % np.uint64(buckets)
-    codes = np.append(codes.astype(np.int64), 0)
-    indices = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy()
-    return codes[indices]
+    return values.cast(pa.large_string())
+
+
+def splitters(sample: pa.Array | pa.ChunkedArray, buckets: int) -> pa.Array:
+    """The `buckets - 1` values cutting `sample`'s values (missing ones aside) into ranges of
+    about equal numbers of them."""
+    present = pc.drop_null(_text(sample))
+    ordered = present.take(pc.sort_indices(present))
+    positions = [len(ordered) * i // buckets for i in range(1, buckets)]
+    return ordered.take(pa.array(positions, type=pa.int64())) if len(ordered) else ordered
+
+
+def bucket_codes(values: pa.Array | pa.ChunkedArray, cuts: pa.Array) -> np.ndarray:
+    """Each value's bucket: how many of the `cuts` (`splitters`) are at most the value, in
+    code point order; a missing value goes to the last, as sorts put it last. Only the
+    chunk's distinct values are ranked against the cuts."""
+    encoded = pc.dictionary_encode(_text(values))
+    distinct = encoded.dictionary
+    both = pa.concat_arrays([cuts, distinct])
+    # A tie ranks the cut first (it comes first), so a value equal to a cut counts it.
+    ranks = pc.rank(both, sort_keys="ascending", tiebreaker="first").to_numpy()
+    cut_ranks = np.sort(ranks[: len(cuts)])
+    codes = np.searchsorted(cut_ranks, ranks[len(cuts) :]).astype(np.int64)
+    indices = pc.fill_null(encoded.indices, len(distinct)).to_numpy()
+    return np.append(codes, len(cuts))[indices]
 
 
 @contextmanager
 def spilled(tables: Iterable[pa.Table], key: str, buckets: int) -> Iterator[list[Path]]:
-    """The rows of `tables` split into `buckets` files by `key` (`bucket_codes`), each in the
-    order the rows came; the files exist until the block ends."""
+    """The rows of `tables` split into `buckets` files by ranges of `key` (`bucket_codes`,
+    cut at `splitters` of the first table), in key order, each holding its rows in the order
+    they came; the files exist until the block ends."""
     with tempfile.TemporaryDirectory(prefix="buckets.") as folder:
         paths = [Path(folder) / f"{i}.arrow" for i in range(buckets)]
         with ExitStack() as open_files:
             writers: list[pa.ipc.RecordBatchFileWriter] = []
             for table in tables:
                 if not writers:
+                    cuts = splitters(table[key], buckets)
                     writers = [
                         open_files.enter_context(
                             pa.ipc.new_file(str(path), table.schema, options=SPILL_OPTIONS)
                         )
                         for path in paths
                     ]
-                codes = bucket_codes(table[key], buckets)
+                codes = bucket_codes(table[key], cuts)
                 ordered = table.take(np.argsort(codes, kind="stable"))
                 bounds = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=buckets))))
                 for i, writer in enumerate(writers):
