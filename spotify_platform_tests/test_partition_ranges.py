@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -158,24 +159,27 @@ def test_losing_the_warehouse_mid_range_fails_clearly_and_a_rerun_finishes(
     # One day per transaction, so the cut falls between two loaded days.
     resources["warehouse"] = WarehouseResource(url=through_proxy, batch_rows=1)
     loaded: list[dt.date] = []
-    replace_days = WarehouseResource.replace_days
+    replace_days = WarehouseResource.replace_days_in_parts
 
     def replace_then_cut(
-        self: WarehouseResource, table: str, days: list[dt.date], frame: pd.DataFrame
+        self: WarehouseResource,
+        table: str,
+        days: list[dt.date],
+        parts: Callable[[], Iterator[pd.DataFrame]],
     ) -> int:
-        rows = replace_days(self, table, days, frame)
+        rows = replace_days(self, table, days, parts)
         if table == "fact_streams":
             loaded.extend(days)
             if len(loaded) == 2:
                 proxy.cut()
         return rows
 
-    monkeypatch.setattr(WarehouseResource, "replace_days", replace_then_cut)
+    monkeypatch.setattr(WarehouseResource, "replace_days_in_parts", replace_then_cut)
     try:
         assert not run_days(resources, RANGE_FIRST, RANGE_LAST)
     finally:
         proxy.cut()
-        monkeypatch.setattr(WarehouseResource, "replace_days", replace_days)
+        monkeypatch.setattr(WarehouseResource, "replace_days_in_parts", replace_days)
     error = capsys.readouterr().err
     assert f"warehouse {redact(through_proxy)} is unreachable while loading fact_streams" in error
     assert "2 of 6 days were loaded before 2026-04-08 failed and stay loaded" in error

@@ -4,14 +4,14 @@ import datetime as dt
 import gzip
 
 import pandas as pd
-import pyarrow as pa
 import pytest
 from dagster import AssetKey, DagsterInstance
 
 from spotify_platform import cli
+from spotify_platform.core.lake.chunks import staged_batches
 from spotify_platform.core.lake.layout import quarantine_key, raw_key, raw_prefix, staging_key
+from spotify_platform.core.lake.store import Lake
 from spotify_platform.core.sources.raw import decode, encode_records
-from spotify_platform.defs.assets.facts import day_batches
 from spotify_platform.defs.resources import LakeResource, WarehouseResource
 from spotify_platform_tests import oracle
 from spotify_platform_tests.harness import (
@@ -168,18 +168,38 @@ def test_days_batched_into_few_transactions_load_as_day_by_day(tmp_path):
     assert sums["fact_streams"][0] > 0 and sums["agg_account_hourly"][0] > 0
 
 
-def test_day_batches_group_consecutive_days_up_to_the_row_budget():
-    days = [FIRST + dt.timedelta(days=i) for i in range(6)]
-    rows = dict(zip(days, [10, 20, 90, 5, 5, 200], strict=True))
+def test_days_read_in_chunks_load_as_whole_days(tmp_path):
+    whole = make_resources(tmp_path / "a")
+    chunked = make_resources(tmp_path / "b")
+    chunked["warehouse"] = WarehouseResource(url=f"sqlite:///{tmp_path}/b.db", chunk_rows=300)
+    assert run_days(whole, FIRST, FIRST + dt.timedelta(days=2))
+    assert run_days(chunked, FIRST, FIRST + dt.timedelta(days=2))
+    lake = chunked["lake"]
+    days = [FIRST + dt.timedelta(days=i) for i in range(3)]
+    assert all(batch.chunked for batch in staged_batches(lake, days, None, 10**9, 300))
+    sums = table_checksums(chunked)
+    assert sums == table_checksums(whole)
+    assert sums["fact_streams"][0] > 3 * 300 and sums["agg_account_sessions"][0] > 0
 
-    def tables():
-        for day in days:
-            yield day, pa.table({"dt": [pd.Timestamp(day)] * rows[day]})
 
-    batches = list(day_batches(tables(), 100))
-    assert [b for b, _ in batches] == [days[:3], days[3:6]]
-    assert [len(frame) for _, frame in batches] == [120, 210]
-    assert [b for b, _ in day_batches(tables(), 1)] == [[d] for d in days]
+def test_staged_batches_group_small_days_up_to_the_row_budget_and_chunk_big_ones(tmp_path):
+    lake = Lake(url=f"file://{tmp_path}/lake")
+    days = [FIRST + dt.timedelta(days=i) for i in range(8)]
+    rows = dict(zip(days, [10, 20, 90, 5, 0, 5, 200, 30], strict=True))
+    for day, count in rows.items():
+        if count:
+            frame = pd.DataFrame({"dt": [pd.Timestamp(day)] * count, "n": range(count)})
+            lake.write_parquet(staging_key(day), frame)
+
+    batches = list(staged_batches(lake, days, None, 100, chunk_rows=90))
+    assert [b.days for b in batches] == [days[:3], days[3:6], days[6:7], days[7:]]
+    assert [b.rows for b in batches] == [120, 10, 200, 30]
+    assert [b.chunked for b in batches] == [False, False, True, False]
+    assert [len(f) for f in batches[2].frames()] == [90, 90, 20]
+    assert [len(f) for f in batches[0].frames()] == [120]
+    alone = list(staged_batches(lake, days, None, 1, chunk_rows=1000))
+    # A day without staged rows goes with the next day that has some.
+    assert [b.days for b in alone] == [*([d] for d in days[:4]), days[4:6], [days[6]], [days[7]]]
 
 
 def test_days_loaded_out_of_order_give_the_same_windowed_kpis(tmp_path):

@@ -71,11 +71,3 @@ def joined_frame(tables: list[pa.Table]) -> pd.DataFrame | None:
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
     return arrow_frame(table, arrow_strings=True, consume=owned)
 
-
-def staged_frames(lake: LakeStore, days: list[dt.date], columns: list[str]) -> pd.DataFrame:
-    """The staged columns of all `days` in one frame (no rows where none were staged)."""
-    tables = [table for _, table in staged_tables(lake, days, columns) if table is not None]
-    frame = joined_frame(tables)
-    if frame is None:
-        return pd.DataFrame({column: pd.Series(dtype=object) for column in columns})
-    return frame

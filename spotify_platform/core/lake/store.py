@@ -15,6 +15,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -271,6 +272,23 @@ class LakeStore:
             table = pq.ParquetFile(pa.BufferReader(data)).read()
             _DECODED.put(data, table)
         return table if columns is None else table.select(columns)
+
+    @contextmanager
+    def parquet_file(self, key: str) -> Iterator[pq.ParquetFile]:
+        """A Parquet object opened for reading part by part (its footer, row groups, columns).
+
+        A local file is read in place; an S3 object is first copied to a temporary file, so
+        a big day is never held in memory whole, only the parts read from it.
+        """
+        if not self.is_s3:
+            with pq.ParquetFile(self.root / key) as handle:
+                yield handle
+            return
+        with tempfile.TemporaryFile() as copy:
+            self._s3().download_fileobj(self.bucket, self.prefix + key, copy)
+            copy.seek(0)
+            with pq.ParquetFile(copy) as handle:
+                yield handle
 
     def temp_key(self, key: str) -> str:
         """A sibling key for staging a write that is moved into place when complete."""

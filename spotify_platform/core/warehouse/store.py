@@ -5,7 +5,7 @@ either the previous rows or the new ones. Timestamps are naive `DATETIME(3)` hol
 """
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -107,6 +107,14 @@ class WarehouseStore:
         then run again from the start (bounded, with jittered backoff): delete + insert of the
         same frame is idempotent, so a retry can neither lose nor double a row.
         """
+        return self.replace_days_in_parts(table, days, lambda: iter([frame]))
+
+    def replace_days_in_parts(
+        self, table: str, days: Sequence[dt.date], parts: Callable[[], Iterable[pd.DataFrame]]
+    ) -> int:
+        """`replace_days` with the rows given as frames one after another, each inserted as it
+        comes in the same transaction: a big day is replaced atomically while only one part
+        of it is in memory. `parts` is called again when the transaction is retried."""
         definition = TABLE_DEFS[table]
         if not definition.partitioned:
             raise ValueError(f"{table} is not partitioned by dt")
@@ -120,7 +128,7 @@ class WarehouseStore:
         def replace() -> int:
             with self.engine.begin() as conn:
                 conn.execute(sa.delete(sa_table).where(chosen))
-                return self._insert(conn, sa_table, frame)
+                return sum(self._insert(conn, sa_table, frame) for frame in parts())
 
         return retrying(self.display_url, f"loading {table}", replace)
 

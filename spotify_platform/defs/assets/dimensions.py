@@ -23,8 +23,8 @@ from spotify_platform.core.contracts.schemas import DimAccounts, DimArtists, Dim
 from spotify_platform.core.contracts.tables import TABLE_DEFS, TABLES
 from spotify_platform.core.kpis import measures as kpis
 from spotify_platform.core.kpis import names
+from spotify_platform.core.lake.chunks import staged_batches
 from spotify_platform.core.lake.layout import api_raw_key
-from spotify_platform.core.lake.staged import staged_frames
 from spotify_platform.core.sources.api_payloads import parse_artists, parse_tracks
 from spotify_platform.core.warehouse.frames import typed_frame
 from spotify_platform.defs.assets.facts import COMMON, STAGING
@@ -114,13 +114,29 @@ def _written(new: pd.DataFrame, renamed: pd.DataFrame) -> pd.DataFrame:
 
 
 def _seen(
-    lake: LakeResource, days: list[dt.date], key: str, name_columns: list[str], also: list[str]
+    lake: LakeResource,
+    warehouse: WarehouseResource,
+    days: list[dt.date],
+    key: str,
+    name_columns: list[str],
+    also: list[str],
 ) -> pd.DataFrame:
-    """The latest play of each `key` in the staged `days`, with its `name_seen_at`."""
-    plays = staged_frames(lake, days, [key, *name_columns, *also, "ended_at"])
-    if plays.empty:
-        return plays.rename(columns={"ended_at": names.SEEN_AT})
-    seen = names.latest_plays(plays, [key], name_columns)
+    """The latest play of each `key` in the staged `days`, with its `name_seen_at`.
+
+    Read a batch of days or a big day's chunk at a time: the latest play of each batch's
+    latest plays is the latest of all (`names.latest_rows` orders plays totally, ties by
+    position, and the candidates keep the order of the plays)."""
+    columns = [key, *name_columns, *also, "ended_at"]
+    candidates = [
+        names.latest_plays(frame, [key], name_columns)
+        for batch in staged_batches(lake, days, columns, warehouse.batch_rows, warehouse.chunk_rows)
+        for frame in batch.frames()
+    ]
+    if not candidates:
+        empty = pd.DataFrame({column: pd.Series(dtype=object) for column in columns})
+        return empty.rename(columns={"ended_at": names.SEEN_AT})
+    plays = candidates[0] if len(candidates) == 1 else pd.concat(candidates, ignore_index=True)
+    seen = plays if len(candidates) == 1 else names.latest_plays(plays, [key], name_columns)
     seen[names.SEEN_AT] = names.seen_at(seen.pop("ended_at"))
     return seen
 
@@ -141,7 +157,7 @@ def dim_tracks(
 ) -> MaterializeResult:
     days = days_of(context)
     track_names = ["track_name", "artist_name"]
-    seen = _seen(lake, days, "track_id", track_names, ["artist_id", "album_name"])
+    seen = _seen(lake, warehouse, days, "track_id", track_names, ["artist_id", "album_name"])
     if seen.empty:
         return MaterializeResult(
             metadata={"new_tracks": 0, "described_by_catalog": 0, "renamed_tracks": 0}
@@ -209,7 +225,7 @@ def dim_artists(
     spotify: SpotifyCatalogResource,
 ) -> MaterializeResult:
     days = days_of(context)
-    seen = _seen(lake, days, "artist_id", ["artist_name"], [])
+    seen = _seen(lake, warehouse, days, "artist_id", ["artist_name"], [])
     if seen.empty:
         return MaterializeResult(metadata={"new_artists": 0, "renamed_artists": 0})
     with warehouse.exclusive("dim_artists"):

@@ -2,10 +2,12 @@
 batch of days at a time, atomically."""
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 
 import pandas as pd
-import pyarrow as pa
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -23,8 +25,8 @@ from spotify_platform.core.contracts.schemas import (
     AggArtistDaily,
     AggTrackDaily,
 )
-from spotify_platform.core.kpis import aggregates, lifecycle, sessions
-from spotify_platform.core.lake.staged import StagedTables, joined_frame, staged_tables
+from spotify_platform.core.kpis import aggregates, buckets, lifecycle, sessions
+from spotify_platform.core.lake.chunks import StagedBatch, staged_batches
 from spotify_platform.core.memory import release_memory
 from spotify_platform.core.progress import Log, Stopwatch
 from spotify_platform.core.warehouse.connection import WarehouseUnavailable
@@ -44,63 +46,72 @@ COMMON = {
 }
 
 
-def day_batches(
-    tables: StagedTables, batch_rows: int
-) -> Iterator[tuple[list[dt.date], pd.DataFrame | None]]:
-    """Consecutive days' staged rows put together until there are `batch_rows` of them;
-    None for a batch of days without staged rows.
-
-    Each batch is loaded in one transaction: years of small days go in a few, and a big
-    day alone.
-    """
-    batch: list[dt.date] = []
-    parts: list[pa.Table] = []
-    weight = 0
-    for day, table in tables:
-        batch.append(day)
-        if table is not None:
-            parts.append(table)
-            weight += table.num_rows
-        if weight >= batch_rows:
-            yield batch, joined_frame(parts)
-            batch, parts, weight = [], [], 0
-    if batch:
-        yield batch, joined_frame(parts)
-
-
 def _load_batches(
     warehouse: WarehouseResource,
     table: str,
     days: list[dt.date],
-    tables: StagedTables,
-    build: Callable[[pd.DataFrame], pd.DataFrame] = lambda frame: frame,
+    batches: Iterator[StagedBatch],
+    build: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    key: str = "account_id",
     log: Log | None = None,
 ) -> dict[str, int]:
-    """Replace `table`'s rows for `days` by `build` of their staged rows, batch by batch;
-    rows loaded per day. Each batch is logged as it is committed, with its rate.
+    """Replace `table`'s rows for `days` by `build` of their staged rows (the rows themselves
+    without it), batch by batch; rows loaded per day. Each batch is one transaction, logged as
+    it is committed with its rate.
 
-    `build` sees a whole batch at once (it groups by dt among its keys), so a month of small
-    days is built in a few calls rather than thirty; days without staged rows lose any rows
-    they had.
+    `build` sees a batch of small days at once (it groups by dt among its keys), so a month of
+    small days is built in a few calls rather than thirty. A big day's rows go in as they are
+    read, chunk by chunk; built, a bucket of its `key` values at a time (`buckets`), which
+    makes the same rows. Days without staged rows lose any rows they had.
     """
     per_day: dict[str, int] = {}
     watch, plays = Stopwatch(len(days)), 0
-    for batch, staged in day_batches(tables, warehouse.batch_rows):
-        plays += staged.shape[0] if staged is not None else 0
-        frame = build(staged) if staged is not None else pd.DataFrame({"dt": []})
-        del staged
-        counts = pd.to_datetime(frame["dt"]).value_counts()
+    for batch in batches:
+        plays += batch.rows
+        counts: Counter[pd.Timestamp] = Counter()
         try:
-            rows = warehouse.replace_days(table, batch, frame)
+            with _built(batch, build, key, warehouse.chunk_rows) as frames:
+                parts = partial(_counted, frames, counts)
+                rows = warehouse.replace_days_in_parts(table, batch.days, parts)
         except WarehouseUnavailable as exc:
-            raise _lost_warehouse(exc, table, batch, sorted(per_day), len(days)) from None
-        per_day.update({d.isoformat(): int(counts.get(pd.Timestamp(d), 0)) for d in batch})
-        del frame
-        release_memory(rows)
+            raise _lost_warehouse(exc, table, batch.days, sorted(per_day), len(days)) from None
+        per_day.update({d.isoformat(): int(counts[pd.Timestamp(d)]) for d in batch.days})
+        release_memory(max(rows, batch.rows))
         if log is not None:
-            span = f"{batch[0]}" if len(batch) == 1 else f"{batch[0]}..{batch[-1]}"
+            first, last = batch.days[0], batch.days[-1]
+            span = f"{first}" if first == last else f"{first}..{last}"
             log(watch.progress(f"{table}: {span} loaded ({rows:,} rows)", len(per_day), plays))
     return per_day
+
+
+def _counted(
+    frames: Callable[[], Iterator[pd.DataFrame]], counts: Counter[pd.Timestamp]
+) -> Iterator[pd.DataFrame]:
+    """The frames as they come, their rows counted per day into `counts` (cleared first: a
+    retried transaction counts again)."""
+    counts.clear()
+    for frame in frames():
+        counts.update(pd.to_datetime(frame["dt"]).value_counts().to_dict())
+        yield frame
+
+
+@contextmanager
+def _built(
+    batch: StagedBatch,
+    build: Callable[[pd.DataFrame], pd.DataFrame] | None,
+    key: str,
+    chunk_rows: int,
+) -> Iterator[Callable[[], Iterator[pd.DataFrame]]]:
+    """The frames to load for a batch, as a callable a retried transaction calls again: its
+    staged rows, or `build` of them; for a big day, `build` of each bucket of its plays,
+    spilled to a temporary folder once before the transaction starts."""
+    if build is None:
+        yield batch.frames
+    elif not batch.chunked:
+        yield lambda: (build(frame) for frame in batch.frames())
+    else:
+        with buckets.spilled(batch.tables(), key, batch.buckets(chunk_rows)) as paths:
+            yield lambda: buckets.bucketed(build, paths)
 
 
 @asset(
@@ -115,9 +126,8 @@ def fact_streams(
     warehouse.check_connection()
 
     days = days_of(context)
-    per_day = _load_batches(
-        warehouse, "fact_streams", days, staged_tables(lake, days), log=step_log(context)
-    )
+    batches = staged_batches(lake, days, None, warehouse.batch_rows, warehouse.chunk_rows)
+    per_day = _load_batches(warehouse, "fact_streams", days, batches, log=step_log(context))
     _partition_row_counts(context, per_day)
     context.log.info(f"fact_streams: {sum(per_day.values())} rows over {len(per_day)} days")
     return MaterializeResult(metadata={"table": warehouse.display_url + "#fact_streams"})
@@ -155,8 +165,9 @@ def _aggregate_asset(
             warehouse,
             table,
             days,
-            staged_tables(lake, days, columns),
+            staged_batches(lake, days, columns, warehouse.batch_rows, warehouse.chunk_rows),
             lambda staged: model.validate(build(staged)),
+            key=buckets.SPLIT_BY[table],
             log=step_log(context),
         )
         _partition_row_counts(context, per_day)

@@ -4,6 +4,7 @@ import os
 
 from dagster import EnvVar
 
+from spotify_platform.core.lake.chunks import CHUNK_ROWS
 from spotify_platform.core.lake.store import DEFAULT_LAKE_URL
 from spotify_platform.core.warehouse.connection import DEFAULT_WAREHOUSE_URL
 from spotify_platform.defs.resources.catalog import OfflineCatalogResource, SpotifyCatalogResource
@@ -27,6 +28,7 @@ def build_resources() -> dict[str, object]:
             url=env_or("WAREHOUSE_URL", DEFAULT_WAREHOUSE_URL),
             ssl_ca=env_or("WAREHOUSE_SSL_CA"),
             batch_rows=env_int_or("WAREHOUSE_BATCH_ROWS", DEFAULT_BATCH_ROWS),
+            chunk_rows=env_int_or("WAREHOUSE_CHUNK_ROWS", CHUNK_ROWS),
         ),
         "identity": IdentityResource(hmac_key=env_or("ACCOUNT_HMAC_KEY")),
         "simulator": SimulatorResource(

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
+from spotify_platform.core.lake.chunks import CHUNK_ROWS
 from spotify_platform.core.warehouse.connection import (
     CONNECT_TIMEOUT_S,
     DEFAULT_WAREHOUSE_URL,
@@ -39,6 +40,9 @@ class WarehouseResource(ConfigurableResource, WarehouseStore):
     # rows, rather than one transaction and contract check per day and aggregate asset.
     # 1 loads each day on its own.
     batch_rows: int = DEFAULT_BATCH_ROWS
+    # A day with more staged rows is read, loaded and aggregated in pieces of about this many
+    # rows, so memory is bounded by the piece rather than by the day.
+    chunk_rows: int = CHUNK_ROWS
 
     _engine: sa.Engine | None = PrivateAttr(default=None)
     _load_data_refused: bool = PrivateAttr(default=False)
