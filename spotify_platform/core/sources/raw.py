@@ -9,6 +9,7 @@ import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -272,6 +273,49 @@ def parse_jsonl(data: bytes) -> RawBatch:
     return batch if batch is not None else _parse_slow(text)
 
 
+def text_blocks(source: bytes | BinaryIO, block_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """A raw file's text (gzip or plain) in blocks of whole lines, about `block_bytes` each,
+    with the number of each block's first line: a big file is read without its whole text
+    (or, from a file object, its whole compressed bytes) in memory."""
+    head = source[:2] if isinstance(source, bytes) else source.peek(2)[:2]
+    stream = _GzipLines(source) if head == b"\x1f\x8b" else source
+    if isinstance(stream, bytes):
+        stream = io.BytesIO(stream)
+    first_line, tail = 1, b""
+    while True:
+        pieces, size = [tail], len(tail)
+        while size < block_bytes and (piece := stream.read(block_bytes - size)):
+            pieces.append(piece)
+            size += len(piece)
+        text = b"".join(pieces)
+        end = text.rfind(b"\n") + 1 if size >= block_bytes else len(text)
+        if end == 0:  # one line longer than a block: the block grows to hold it
+            block_bytes *= 2
+            tail = text
+            continue
+        block, tail = text[:end], text[end:]
+        if block:
+            yield first_line, block
+        first_line += block.count(b"\n")
+        if not tail and size < block_bytes:
+            return
+
+
+def parse_block(text: bytes, first_line: int) -> RawBatch:
+    """A block of `text_blocks` parsed as `parse_jsonl` parses a file, lines numbered from
+    `first_line`: by Arrow, or line by line when a line is bad."""
+    batch = _parse_arrow(io.BytesIO(text), lambda rows: _text_line_numbers(text, rows))
+    batch = batch if batch is not None else _parse_slow(text)
+    if first_line > 1:
+        if batch.table is not None:
+            lines = pc.add(batch.table.column("_line"), first_line - 1)
+            batch.table = batch.table.set_column(batch.table.num_columns - 1, "_line", lines)
+        else:
+            batch.frame["_line"] += first_line - 1
+        batch.bad_lines = [(n + first_line - 1, *rest) for n, *rest in batch.bad_lines]
+    return batch
+
+
 def _parse_arrow(source, line_numbers) -> RawBatch | None:
     """Arrow's reader over a file-like source; None when its rows cannot be numbered.
 
@@ -313,9 +357,10 @@ class _GzipLines(io.RawIOBase):
     gzip members are read on.
     """
 
-    def __init__(self, data: bytes) -> None:
-        self._data = memoryview(data)
-        self._position = 0
+    def __init__(self, data: bytes | BinaryIO) -> None:
+        # A file object (a lake object opened for reading) is inflated as it is read, so a
+        # big raw file is never held whole, compressed or not.
+        self._source = io.BytesIO(data) if isinstance(data, bytes) else data
         self._inflate = isal_zlib.decompressobj(wbits=31)
         self._pending = b""
         self._offset = 0
@@ -338,22 +383,19 @@ class _GzipLines(io.RawIOBase):
 
     def _inflate_slice(self) -> bytes:
         if self._inflate.eof:
-            rest = self._inflate.unused_data
+            rest = self._inflate.unused_data or self._source.read(GZIP_SLICE_BYTES)
             self._inflate = isal_zlib.decompressobj(wbits=31)
-            if not rest and self._position >= len(self._data):
+            if not rest:
                 self._done = True
                 return b""
-            self._data = memoryview(rest + bytes(self._data[self._position :]))
-            self._position = 0
-        if self._position >= len(self._data):
+            chunk = self._inflate.decompress(rest)
+        elif compressed := self._source.read(GZIP_SLICE_BYTES):
+            chunk = self._inflate.decompress(compressed)
+        else:
             chunk = self._inflate.flush()
             if not self._inflate.eof:
                 raise EOFError("gzip stream ends before its end marker")
             self._done = not self._inflate.unused_data
-        else:
-            compressed = self._data[self._position : self._position + GZIP_SLICE_BYTES]
-            self._position += len(compressed)
-            chunk = self._inflate.decompress(compressed)
         self._observe(chunk)
         return chunk
 
@@ -395,6 +437,13 @@ def _non_blank_line_numbers(text: bytes) -> np.ndarray:
 
 
 def _parse_slow(text: bytes) -> RawBatch:
+    """Every line parsed alone, bad ones kept aside with their numbers.
+
+    Values stay as parsed (object columns: an integer is not turned into a float because
+    another record lacks the field), and a raw field counts as seen where it has a value, as
+    on Arrow's path: a line reads the same whichever parser read it, which lets a big file be
+    read in blocks that take different paths.
+    """
     rows: list[dict] = []
     bad: list[tuple[int, str, str]] = []
     for number, raw_line in enumerate(text.split(b"\n"), start=1):
@@ -411,18 +460,14 @@ def _parse_slow(text: bytes) -> RawBatch:
             continue
         value["_line"] = number
         rows.append(value)
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, dtype=object)
     seen = {c for c in frame.columns if c != "_line"}
     for name in RAW_FIELDS:
         if name not in frame.columns:
-            frame[name] = None
-    frame = _coerce_slow_types(frame)
-    return _with_drift(RawBatch(frame=frame, bad_lines=bad), seen=seen, all_null=None)
-
-
-def _coerce_slow_types(frame: pd.DataFrame) -> pd.DataFrame:
-    """Leave values as parsed; typing happens in the canonical step, which reports bad types."""
-    return frame.astype({name: object for name in RAW_FIELDS})
+            frame[name] = pd.Series(None, index=frame.index, dtype=object)
+    if rows:
+        frame["_line"] = frame["_line"].astype("int64")
+    return _with_drift(RawBatch(frame=frame, bad_lines=bad), seen=seen, all_null=frame)
 
 
 def _with_drift(batch: RawBatch, seen: set[str], all_null: pd.DataFrame | None) -> RawBatch:
