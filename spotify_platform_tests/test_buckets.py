@@ -6,6 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -179,7 +180,28 @@ def test_blocks_hold_whole_lines_numbered_from_the_file(tmp_path):
 
 def test_buckets_follow_the_id_prefix():
     ids = ["000" + "0" * 29, "7ff" + "f" * 29, "800" + "0" * 29, "fff" + "f" * 29]
-    import pyarrow as pa
-
     assert bucket_codes(pa.array(ids), 2).tolist() == [0, 0, 1, 1]
     assert bucket_codes(pa.array(ids), 4096).tolist() == [0, 2047, 2048, 4095]
+
+
+def test_a_day_in_buckets_on_s3_writes_what_the_whole_day_writes(
+    tmp_path, s3_endpoint, s3_bucket
+):
+    files = _day_files()
+    whole = _whole(_land(tmp_path, "whole", files))
+    lake = Lake(url=f"s3://{s3_bucket}/lake", s3_endpoint_url=s3_endpoint)
+    for key, data in files.items():
+        lake.write_bytes(key, data)
+    keys = lake.list_keys(raw_prefix(DAY))
+    staged = stage_day_in_buckets(lake, KEY, DAY, keys, block_bytes=60_000, buckets=3)
+    stats = write_staged(lake, DAY, staged)
+    assert stats == whole[2]
+    assert lake.read_arrow(staging_key(DAY)).equals(whole[0])
+    assert lake.read_parquet(quarantine_key(DAY)).equals(whole[1].to_pandas())
+
+
+def test_a_raw_file_cut_short_fails_the_day_naming_it(tmp_path):
+    data = gzip.compress(_lines(_simulated(6)))
+    lake = _land(tmp_path, "lake", {raw_key(DAY, "simulator", "cut"): data[: len(data) // 2]})
+    with pytest.raises(RuntimeError, match="cut.jsonl.gz is unreadable as a whole"):
+        stage_day_in_buckets(lake, KEY, DAY, lake.list_keys(raw_prefix(DAY)), block_bytes=20_000)
