@@ -241,10 +241,15 @@ def bucket_codes(ids: pa.ChunkedArray | pa.Array, buckets: int) -> np.ndarray:
 
 
 def _first_in_id_order(table: pa.Table) -> pa.Table:
-    """The first row of each event id, in event id order (as `finish_day` keeps them)."""
-    ids = table.column("event_id").combine_chunks()
-    codes = pc.dictionary_encode(ids).indices.to_numpy(zero_copy_only=False)
-    first = np.zeros(len(codes), dtype=bool)
-    first[np.unique(codes, return_index=True)[1]] = True
-    order = text_order(pc.cast(ids, pa.large_string()))
-    return table.take(pa.array(order[first[order]]))
+    """The first row of each event id, in event id order (as `finish_day` keeps them).
+
+    `text_order` is stable, so a repeated id's rows follow one another in arrival order and
+    the first of each run is the one kept."""
+    if not table.num_rows:
+        return table
+    ids = pc.cast(table.column("event_id").combine_chunks(), pa.large_string())
+    order = text_order(ids)
+    ordered = ids.take(pa.array(order))
+    repeated = pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))
+    keep = np.concatenate(([True], ~repeated.to_numpy(zero_copy_only=False)))
+    return table.take(pa.array(order[keep]))
