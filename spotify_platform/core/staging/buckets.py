@@ -14,8 +14,6 @@ import contextlib
 import datetime as dt
 import math
 import tempfile
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +94,7 @@ class _DayFile:
         source = source_of(self.source_file)
         with (
             self.lake.open(self.source_file) as stream,
-            contextlib.closing(_read_ahead(text_blocks(stream, block_bytes))) as blocks,
+            contextlib.closing(text_blocks(stream, block_bytes)) as blocks,
         ):
             while (block := self._next(blocks)) is not None:
                 batch = parse_block(block[1], block[0])
@@ -206,18 +204,6 @@ class _Spill:
             table = reader.read_all()
         path.unlink()
         return table
-
-
-def _read_ahead(blocks: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
-    """The blocks, the next one read in a thread while this one is staged: inflating (ISA-L
-    lets go of the GIL) then overlaps the staging, as Arrow's reader overlapped it with the
-    parse of a whole file. One block more in memory."""
-    with ThreadPoolExecutor(1, thread_name_prefix="raw-blocks") as pool:
-        ahead = pool.submit(next, blocks, None)
-        while (block := ahead.result()) is not None:
-            ahead = pool.submit(next, blocks, None)
-            yield block
-            del block
 
 
 def bucket_codes(ids: pa.ChunkedArray | pa.Array, buckets: int) -> np.ndarray:
