@@ -178,11 +178,13 @@ def test_blocks_hold_whole_lines_numbered_from_the_file(tmp_path):
         path.write_bytes(data)
         with path.open("rb") as stream:
             blocks = list(text_blocks(stream, 256))
-        assert b"".join(block for _, block in blocks) == text
+        assert b"".join(block for _, block, _ in blocks) == text
         assert len(blocks) > 20
-        for first_line, block in blocks[:-1]:
-            assert block.endswith(b"\n")
+        for first_line, block, lines in blocks[:-1]:
+            assert block.endswith(b"\n") and lines == block.count(b"\n")
             assert block.startswith(b"line %d " % first_line) or first_line == 400
+        _, last, lines = blocks[-1]
+        assert last.endswith(b"\nlast line without newline") and lines == last.count(b"\n") + 1
 
 
 def test_buckets_follow_the_id_prefix():

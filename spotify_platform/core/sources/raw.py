@@ -273,10 +273,12 @@ def parse_jsonl(data: bytes) -> RawBatch:
     return batch if batch is not None else _parse_slow(text)
 
 
-def text_blocks(source: bytes | BinaryIO, block_bytes: int) -> Iterator[tuple[int, bytes]]:
+def text_blocks(
+    source: bytes | BinaryIO, block_bytes: int
+) -> Iterator[tuple[int, bytes, int]]:
     """A raw file's text (gzip or plain) in blocks of whole lines, about `block_bytes` each,
-    with the number of each block's first line: a big file is read without its whole text
-    (or, from a file object, its whole compressed bytes) in memory."""
+    with the number of each block's first line and its count of lines: a big file is read
+    without its whole text (or, from a file object, its whole compressed bytes) in memory."""
     head = source[:2] if isinstance(source, bytes) else source.peek(2)[:2]
     stream = _GzipLines(source) if head == b"\x1f\x8b" else source
     if isinstance(stream, bytes):
@@ -294,17 +296,23 @@ def text_blocks(source: bytes | BinaryIO, block_bytes: int) -> Iterator[tuple[in
             tail = text
             continue
         block, tail = text[:end], text[end:]
+        newlines = block.count(b"\n")
         if block:
-            yield first_line, block
-        first_line += block.count(b"\n")
+            yield first_line, block, newlines + (0 if block.endswith(b"\n") else 1)
+        first_line += newlines
         if not tail and size < block_bytes:
             return
 
 
-def parse_block(text: bytes, first_line: int) -> RawBatch:
+def parse_block(text: bytes, first_line: int, lines: int) -> RawBatch:
     """A block of `text_blocks` parsed as `parse_jsonl` parses a file, lines numbered from
-    `first_line`: by Arrow, or line by line when a line is bad."""
-    batch = _parse_arrow(io.BytesIO(text), lambda rows: _text_line_numbers(text, rows))
+    `first_line`: by Arrow, or line by line when a line is bad. `lines` is its line count."""
+
+    def numbers(rows: int) -> np.ndarray:
+        numbered = _numbered(rows, lines)
+        return numbered if numbered is not None else _non_blank_line_numbers(text)
+
+    batch = _parse_arrow(io.BytesIO(text), numbers)
     batch = batch if batch is not None else _parse_slow(text)
     if first_line > 1:
         if batch.table is not None:

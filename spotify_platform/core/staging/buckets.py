@@ -97,7 +97,7 @@ class _DayFile:
             contextlib.closing(text_blocks(stream, block_bytes)) as blocks,
         ):
             while (block := self._next(blocks)) is not None:
-                batch = parse_block(block[1], block[0])
+                batch = parse_block(block[1], block[0], block[2])
                 del block
                 self.raw_records += batch.rows + len(batch.bad_lines)
                 self.unknown.update(batch.unknown_fields)
@@ -119,7 +119,7 @@ class _DayFile:
                 del rows, raw
                 return_free_memory()
 
-    def _next(self, blocks) -> tuple[int, bytes] | None:
+    def _next(self, blocks) -> tuple[int, bytes, int] | None:
         """The file's next block; a file that cannot be read to its end fails the day, as
         `read_raw` fails it."""
         try:
