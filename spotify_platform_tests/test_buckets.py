@@ -184,7 +184,7 @@ def test_blocks_hold_whole_lines_numbered_from_the_file(tmp_path):
             assert block.endswith(b"\n") and lines == block.count(b"\n")
             assert block.startswith(b"line %d " % first_line) or first_line == 400
         _, last, lines = blocks[-1]
-        assert last.endswith(b"\nlast line without newline") and lines == last.count(b"\n") + 1
+        assert last.endswith(b"last line without newline") and lines == last.count(b"\n") + 1
 
 
 def test_buckets_follow_the_id_prefix():

@@ -278,30 +278,35 @@ def text_blocks(
 ) -> Iterator[tuple[int, bytes, int]]:
     """A raw file's text (gzip or plain) in blocks of whole lines, about `block_bytes` each,
     with the number of each block's first line and its count of lines: a big file is read
-    without its whole text (or, from a file object, its whole compressed bytes) in memory."""
+    without its whole text (or, from a file object, its whole compressed bytes) in memory.
+
+    A block is joined once from the slices inflated (a line longer than a block makes a
+    longer block)."""
     head = source[:2] if isinstance(source, bytes) else source.peek(2)[:2]
-    stream = _GzipLines(source) if head == b"\x1f\x8b" else source
-    if isinstance(stream, bytes):
-        stream = io.BytesIO(stream)
-    first_line, tail = 1, b""
-    while True:
-        pieces, size = [tail], len(tail)
-        while size < block_bytes and (piece := stream.read(block_bytes - size)):
-            pieces.append(piece)
-            size += len(piece)
-        text = b"".join(pieces)
-        end = text.rfind(b"\n") + 1 if size >= block_bytes else len(text)
-        if end == 0:  # one line longer than a block: the block grows to hold it
-            block_bytes *= 2
-            tail = text
-            continue
-        block, tail = text[:end], text[end:]
+    if head == b"\x1f\x8b":
+        chunks = _GzipLines(source).chunks()
+    else:
+        stream = io.BytesIO(source) if isinstance(source, bytes) else source
+        chunks = iter(lambda: stream.read(GZIP_SLICE_BYTES), b"")
+    first_line, pending, size = 1, [], 0
+    for chunk in chunks:
+        view, start = memoryview(chunk), 0
+        while size + len(chunk) - start >= block_bytes:
+            full = max(start, start + block_bytes - size)
+            cut = chunk.rfind(b"\n", start, full) + 1 or chunk.find(b"\n", full) + 1
+            if not cut:
+                break
+            block = b"".join([*pending, view[start:cut]])
+            pending, size, start = [], 0, cut
+            newlines = block.count(b"\n")
+            yield first_line, block, newlines
+            first_line += newlines
+        if start < len(chunk):
+            pending.append(view[start:])
+            size += len(chunk) - start
+    if block := b"".join(pending):
         newlines = block.count(b"\n")
-        if block:
-            yield first_line, block, newlines + (0 if block.endswith(b"\n") else 1)
-        first_line += newlines
-        if not tail and size < block_bytes:
-            return
+        yield first_line, block, newlines + (0 if block.endswith(b"\n") else 1)
 
 
 def parse_block(text: bytes, first_line: int, lines: int) -> RawBatch:
@@ -406,6 +411,12 @@ class _GzipLines(io.RawIOBase):
             self._done = not self._inflate.unused_data
         self._observe(chunk)
         return chunk
+
+    def chunks(self) -> Iterator[bytes]:
+        """The text slice by slice as inflated, without the copy `read` makes of each."""
+        while not self._done:
+            if chunk := self._inflate_slice():
+                yield chunk
 
     def _observe(self, chunk: bytes) -> None:
         if not chunk:
