@@ -25,7 +25,6 @@ from isal import isal_zlib
 
 from spotify_platform.core.lake.layout import staging_key
 from spotify_platform.core.lake.store import PARQUET_ROW_GROUP_ROWS, ZSTD_FROM_ROWS, LakeStore
-from spotify_platform.core.memory import return_free_memory
 from spotify_platform.core.sources.identity import text_order
 from spotify_platform.core.sources.raw import CORE_FIELDS, parse_block, text_blocks
 from spotify_platform.core.staging import one_day
@@ -117,7 +116,6 @@ class _DayFile:
                     spill.add(frame)
                     rejected.extend(bad)
                 del rows, raw
-                return_free_memory()
 
     def _next(self, blocks) -> tuple[int, bytes, int] | None:
         """The file's next block; a file that cannot be read to its end fails the day, as
@@ -193,7 +191,6 @@ class _Spill:
                     writer.write_table(rows, row_group_size=PARQUET_ROW_GROUP_ROWS)
                     written += rows.num_rows
                     del rows
-                    return_free_memory()
                 if not written:
                     writer.write_table(schema.empty_table())
         return written, self.rows - written
