@@ -5,6 +5,7 @@ written beside its target and renamed into place; an S3 PUT or multipart upload 
 visible once complete.
 """
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
@@ -122,6 +123,37 @@ class LakeStore:
             self._s3().download_fileobj(self.bucket, self.prefix + key, buffer)
             return buffer.getvalue()
         return (self.root / key).read_bytes()
+
+    def open(self, key: str) -> io.BufferedReader:
+        """An object opened for reading as a stream (S3: its body as it downloads), for
+        files too big to hold whole."""
+        if self.is_s3:
+            body = self._s3().get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"]
+            return io.BufferedReader(_Body(body), buffer_size=1 << 20)
+        return open(self.root / key, "rb")
+
+    @contextlib.contextmanager
+    def written_file(self, key: str, scratch: Path) -> Iterator[Path]:
+        """A local path to write the object of `key` to, put in place when the block ends
+        without error (never seen half written): locally a file beside the target, renamed;
+        on S3 a file in `scratch`, uploaded."""
+        if self.is_s3:
+            path = scratch / f"upload-{uuid.uuid4().hex}"
+            try:
+                yield path
+                self._s3().upload_file(str(path), self.bucket, self.prefix + key)
+            finally:
+                path.unlink(missing_ok=True)
+            return
+        target = self.root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
     def size(self, key: str) -> int:
         """Bytes stored under a key."""
@@ -307,6 +339,25 @@ class Lake(LakeStore):
     ) -> None:
         self.url, self.s3_endpoint_url, self.region_name = url, s3_endpoint_url, region_name
         self._client: object | None = None
+
+
+class _Body(io.RawIOBase):
+    """An S3 object's streaming body as a raw stream, so it can be buffered and peeked."""
+
+    def __init__(self, body) -> None:
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
 
 
 class _DecodedParquet:

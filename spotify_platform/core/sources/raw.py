@@ -9,6 +9,7 @@ import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -272,6 +273,62 @@ def parse_jsonl(data: bytes) -> RawBatch:
     return batch if batch is not None else _parse_slow(text)
 
 
+def text_blocks(
+    source: bytes | BinaryIO, block_bytes: int
+) -> Iterator[tuple[int, bytes, int]]:
+    """A raw file's text (gzip or plain) in blocks of whole lines, about `block_bytes` each,
+    with the number of each block's first line and its count of lines: a big file is read
+    without its whole text (or, from a file object, its whole compressed bytes) in memory.
+
+    A block is joined once from the slices inflated (a line longer than a block makes a
+    longer block)."""
+    head = source[:2] if isinstance(source, bytes) else source.peek(2)[:2]
+    if head == b"\x1f\x8b":
+        chunks = _GzipLines(source).chunks()
+    else:
+        stream = io.BytesIO(source) if isinstance(source, bytes) else source
+        chunks = iter(lambda: stream.read(GZIP_SLICE_BYTES), b"")
+    first_line, pending, size = 1, [], 0
+    for chunk in chunks:
+        view, start = memoryview(chunk), 0
+        while size + len(chunk) - start >= block_bytes:
+            full = max(start, start + block_bytes - size)
+            cut = chunk.rfind(b"\n", start, full) + 1 or chunk.find(b"\n", full) + 1
+            if not cut:
+                break
+            block = b"".join([*pending, view[start:cut]])
+            pending, size, start = [], 0, cut
+            newlines = block.count(b"\n")
+            yield first_line, block, newlines
+            first_line += newlines
+        if start < len(chunk):
+            pending.append(view[start:])
+            size += len(chunk) - start
+    if block := b"".join(pending):
+        newlines = block.count(b"\n")
+        yield first_line, block, newlines + (0 if block.endswith(b"\n") else 1)
+
+
+def parse_block(text: bytes, first_line: int, lines: int) -> RawBatch:
+    """A block of `text_blocks` parsed as `parse_jsonl` parses a file, lines numbered from
+    `first_line`: by Arrow, or line by line when a line is bad. `lines` is its line count."""
+
+    def numbers(rows: int) -> np.ndarray:
+        numbered = _numbered(rows, lines)
+        return numbered if numbered is not None else _non_blank_line_numbers(text)
+
+    batch = _parse_arrow(io.BytesIO(text), numbers)
+    batch = batch if batch is not None else _parse_slow(text)
+    if first_line > 1:
+        if batch.table is not None:
+            lines = pc.add(batch.table.column("_line"), first_line - 1)
+            batch.table = batch.table.set_column(batch.table.num_columns - 1, "_line", lines)
+        else:
+            batch.frame["_line"] += first_line - 1
+        batch.bad_lines = [(n + first_line - 1, *rest) for n, *rest in batch.bad_lines]
+    return batch
+
+
 def _parse_arrow(source, line_numbers) -> RawBatch | None:
     """Arrow's reader over a file-like source; None when its rows cannot be numbered.
 
@@ -313,9 +370,10 @@ class _GzipLines(io.RawIOBase):
     gzip members are read on.
     """
 
-    def __init__(self, data: bytes) -> None:
-        self._data = memoryview(data)
-        self._position = 0
+    def __init__(self, data: bytes | BinaryIO) -> None:
+        # A file object (a lake object opened for reading) is inflated as it is read, so a
+        # big raw file is never held whole, compressed or not.
+        self._source = io.BytesIO(data) if isinstance(data, bytes) else data
         self._inflate = isal_zlib.decompressobj(wbits=31)
         self._pending = b""
         self._offset = 0
@@ -338,24 +396,27 @@ class _GzipLines(io.RawIOBase):
 
     def _inflate_slice(self) -> bytes:
         if self._inflate.eof:
-            rest = self._inflate.unused_data
+            rest = self._inflate.unused_data or self._source.read(GZIP_SLICE_BYTES)
             self._inflate = isal_zlib.decompressobj(wbits=31)
-            if not rest and self._position >= len(self._data):
+            if not rest:
                 self._done = True
                 return b""
-            self._data = memoryview(rest + bytes(self._data[self._position :]))
-            self._position = 0
-        if self._position >= len(self._data):
+            chunk = self._inflate.decompress(rest)
+        elif compressed := self._source.read(GZIP_SLICE_BYTES):
+            chunk = self._inflate.decompress(compressed)
+        else:
             chunk = self._inflate.flush()
             if not self._inflate.eof:
                 raise EOFError("gzip stream ends before its end marker")
             self._done = not self._inflate.unused_data
-        else:
-            compressed = self._data[self._position : self._position + GZIP_SLICE_BYTES]
-            self._position += len(compressed)
-            chunk = self._inflate.decompress(compressed)
         self._observe(chunk)
         return chunk
+
+    def chunks(self) -> Iterator[bytes]:
+        """The text slice by slice as inflated, without the copy `read` makes of each."""
+        while not self._done:
+            if chunk := self._inflate_slice():
+                yield chunk
 
     def _observe(self, chunk: bytes) -> None:
         if not chunk:
@@ -395,6 +456,13 @@ def _non_blank_line_numbers(text: bytes) -> np.ndarray:
 
 
 def _parse_slow(text: bytes) -> RawBatch:
+    """Every line parsed alone, bad ones kept aside with their numbers.
+
+    Values stay as parsed (object columns: an integer is not turned into a float because
+    another record lacks the field), and a raw field counts as seen where it has a value, as
+    on Arrow's path: a line reads the same whichever parser read it, which lets a big file be
+    read in blocks that take different paths.
+    """
     rows: list[dict] = []
     bad: list[tuple[int, str, str]] = []
     for number, raw_line in enumerate(text.split(b"\n"), start=1):
@@ -411,18 +479,14 @@ def _parse_slow(text: bytes) -> RawBatch:
             continue
         value["_line"] = number
         rows.append(value)
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, dtype=object)
     seen = {c for c in frame.columns if c != "_line"}
     for name in RAW_FIELDS:
         if name not in frame.columns:
-            frame[name] = None
-    frame = _coerce_slow_types(frame)
-    return _with_drift(RawBatch(frame=frame, bad_lines=bad), seen=seen, all_null=None)
-
-
-def _coerce_slow_types(frame: pd.DataFrame) -> pd.DataFrame:
-    """Leave values as parsed; typing happens in the canonical step, which reports bad types."""
-    return frame.astype({name: object for name in RAW_FIELDS})
+            frame[name] = pd.Series(None, index=frame.index, dtype=object)
+    if rows:
+        frame["_line"] = frame["_line"].astype("int64")
+    return _with_drift(RawBatch(frame=frame, bad_lines=bad), seen=seen, all_null=frame)
 
 
 def _with_drift(batch: RawBatch, seen: set[str], all_null: pd.DataFrame | None) -> RawBatch:

@@ -7,6 +7,7 @@ later steps and reruns read them without staging again.
 
 import datetime as dt
 import json
+import os
 
 import pandas as pd
 
@@ -20,9 +21,13 @@ from spotify_platform.core.lake.layout import (
 from spotify_platform.core.lake.store import LakeStore, parquet_bytes
 from spotify_platform.core.memory import release_memory
 from spotify_platform.core.sources.raw import RawBatch, parse_jsonl
+from spotify_platform.core.staging.buckets import stage_day_in_buckets
 from spotify_platform.core.staging.one_day import StagedDay, stage_day
 from spotify_platform.core.staging.small_days import stage_days
 
+# Raw gzip bytes from which a day is staged in buckets (`STAGING_STREAM_DAY_BYTES`): about
+# 700k plays of the simulator's.
+STREAM_DAY_BYTES = int(os.environ.get("STAGING_STREAM_DAY_BYTES", 64 << 20))
 # Parquet files of empty quarantines by column types: most days of a history have nothing in
 # quarantine, and encoding the same empty file for each of thousands cost more than its write.
 _EMPTY_QUARANTINE: dict[tuple, bytes] = {}
@@ -36,7 +41,15 @@ def read_raw(lake: LakeStore, key: str) -> RawBatch:
 
 
 def stage_stored_day(lake: LakeStore, key: bytes, day: dt.date, raw_keys: list[str]) -> dict:
-    """Stage one day's raw files into the lake: its rows and its quarantine; the day's stats."""
+    """Stage one day's raw files into the lake: its rows and its quarantine; the day's stats.
+
+    A day of at least STREAM_DAY_BYTES of raw files is staged in buckets of event ids
+    (`buckets`), in memory that does not grow with the day; a smaller one whole, which is
+    faster for it and gives the same files."""
+    if sum(lake.size(k) for k in raw_keys) >= STREAM_DAY_BYTES:
+        stats = write_staged(lake, day, stage_day_in_buckets(lake, key, day, raw_keys))
+        release_memory(stats["raw_records"])
+        return stats
     batches = {k: read_raw(lake, k) for k in raw_keys}
     stats = write_staged(lake, day, stage_day(batches, key=key, day=day))
     del batches
@@ -56,7 +69,9 @@ def stage_stored_days(
 
 def write_staged(lake: LakeStore, day: dt.date, staged: StagedDay) -> dict:
     """A staged day's rows, quarantine and stats into the lake; the stats."""
-    lake.write_parquet(staging_key(day), staged.streams if staged.table is None else staged.table)
+    if staged.written_rows is None:
+        rows = staged.streams if staged.table is None else staged.table
+        lake.write_parquet(staging_key(day), rows)
     _write_quarantine(lake, day, staged.quarantine)
     stats = day_stats(staged)
     lake.write_bytes(staging_stats_key(day), json.dumps(stats).encode())
@@ -76,7 +91,7 @@ def _write_quarantine(lake: LakeStore, day: dt.date, frame: pd.DataFrame) -> Non
 def day_stats(staged: StagedDay) -> dict:
     return {
         "raw_records": staged.raw_records,
-        "staged_rows": len(staged.streams),
+        "staged_rows": staged.staged_rows,
         "quarantined_rows": staged.rejected,
         "duplicates_removed": staged.duplicates,
         "files": staged.files,

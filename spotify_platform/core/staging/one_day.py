@@ -42,10 +42,17 @@ class StagedDay:
     missing_fields: dict[str, list[str]] = field(default_factory=dict)
     # The streams as Arrow, when staging had them so anyway (written as they are).
     table: pa.Table | None = None
+    # Set when the rows were written to the lake as they were staged (`buckets`): how many;
+    # `streams` is then empty.
+    written_rows: int | None = None
 
     @property
     def rejected(self) -> int:
         return len(self.quarantine)
+
+    @property
+    def staged_rows(self) -> int:
+        return len(self.streams) if self.written_rows is None else self.written_rows
 
     def reason_counts(self) -> dict[str, int]:
         if self.quarantine.empty:
@@ -70,7 +77,7 @@ def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> Stag
         note_file(source_file, batch, day, rejected, result)
         raw = batch.records.reset_index(drop=True)
         source = source_of(source_file)
-        file_rows = _FileRows(raw, source_file, source, key, day, pseudonyms)
+        file_rows = FileRows(raw, source_file, source, key, day, pseudonyms)
         # Slices bound the memory of the intermediate columns: a million-record file is typed
         # an eighth at a time and only the canonical columns are kept.
         for start in range(0, len(raw), STAGE_SLICE_ROWS):
@@ -87,7 +94,7 @@ def stage_day(batches: dict[str, RawBatch], *, key: bytes, day: dt.date) -> Stag
 
 
 @dataclass
-class _FileRows:
+class FileRows:
     """One raw file's records, staged a slice at a time."""
 
     raw: pd.DataFrame
@@ -166,7 +173,7 @@ def finish_day(
     if len(staged) == 1:
         candidates = staged[0].reset_index(drop=True)
     else:
-        candidates = pd.concat(staged, ignore_index=True) if staged else _empty_candidates()
+        candidates = pd.concat(staged, ignore_index=True) if staged else empty_candidates()
     staged.clear()
     repeated = _repeated(candidates["event_id"])
     result.duplicates = int(repeated.sum())
@@ -210,7 +217,7 @@ def _repeated(ids: pd.Series) -> np.ndarray:
     return ~first
 
 
-def _empty_candidates() -> pd.DataFrame:
+def empty_candidates() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype="string[pyarrow]") for c in STAGING_COLUMNS})
     frame = frame.astype(
         {

@@ -13,7 +13,7 @@ import pandas as pd
 import pandera.errors
 
 from spotify_platform.core.contracts.schemas import StagingStreams
-from spotify_platform.core.sources.raw import PERSONAL_FIELDS
+from spotify_platform.core.sources.raw import PERSONAL_FIELDS, RAW_FIELDS
 from spotify_platform.core.staging.canonical import STAGING_COLUMNS
 
 CONTRACT_SLICE_ROWS = 100_000
@@ -78,10 +78,7 @@ def quarantine_records(
     subset = raw.loc[rows].drop(columns=[c for c in PERSONAL_FIELDS if c in raw.columns])
     subset = subset.assign(account_id=account_ids.loc[rows])
     lines = subset.pop("_line").astype("int64")
-    records = [
-        json.dumps({k: _jsonable(v) for k, v in rec.items()}, ensure_ascii=False, default=str)
-        for rec in subset.to_dict("records")
-    ]
+    records = [_record_text(rec) for rec in subset.to_dict("records")]
     return pd.DataFrame(
         {
             "dt": pd.Timestamp(day),
@@ -109,12 +106,27 @@ def bad_line_records(
 
 
 def day_quarantine(rejected: list[pd.DataFrame], day: dt.date) -> pd.DataFrame:
-    """A day's quarantine from its parts; an empty quarantine of the same columns if none."""
+    """A day's quarantine from its parts, by file and line; an empty quarantine of the same
+    columns if none. Ordered by line, not by how the parts came (bad lines, records that could
+    not be typed, then the contract's, slice by slice), so the order does not depend on how
+    a file was sliced or read in blocks."""
     if rejected:
-        return pd.concat(rejected, ignore_index=True)
+        frame = pd.concat(rejected, ignore_index=True)
+        return frame.sort_values(["source_file", "line"], kind="stable", ignore_index=True)
     return quarantine_records(
         pd.DataFrame(), pd.Index([]), pd.Series(dtype=object), pd.Series(dtype=object), "", day
     )
+
+
+def _record_text(record: dict) -> str:
+    """A rejected record as JSON: raw fields in their schema's order, then the others present
+    by name. Fields are ordered, and extra fields without a value left out, the same whichever
+    parser read the line and whatever the other lines of its file or block hold."""
+    fields = {k: _jsonable(record[k]) for k in RAW_FIELDS if k in record}
+    for name in sorted(set(record) - set(RAW_FIELDS)):
+        if (value := _jsonable(record[name])) is not None:
+            fields[name] = value
+    return json.dumps(fields, ensure_ascii=False, default=str)
 
 
 def _jsonable(value: object) -> object:
