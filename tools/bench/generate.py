@@ -2,11 +2,17 @@
 
 import datetime as dt
 import json
+import math
 import time
 from pathlib import Path
 
 from tools.bench.protocol import run_worker
 from tools.bench.settings import SEED
+
+# A simulated file of this many events takes about 4 GiB to build; bigger days are landed as
+# several files, each from a simulator of its own seed over the same listeners (as if each
+# listened on several devices).
+EVENTS_PER_FILE = 3_500_000
 
 
 def simulator_key(day: dt.date) -> str:
@@ -17,23 +23,31 @@ def simulator_key(day: dt.date) -> str:
 
 
 def generate_worker(spec: dict) -> dict:
-    """Simulate the days and land them through the lake store, one raw file per day."""
+    """Simulate the days and land them through the lake store: one raw file per day, or
+    several for a day of more than EVENTS_PER_FILE events."""
+    from spotify_platform.core.lake.layout import raw_key
     from spotify_platform.core.lake.store import Lake
     from spotify_platform.core.sources.raw import encode_jsonl_gz
     from spotify_platform.core.sources.simulator import ListeningSimulator
 
     first = dt.date.fromisoformat(spec["first"])
-    accounts = ListeningSimulator.accounts_for(spec["events"])
-    simulator = ListeningSimulator(
-        accounts=accounts, seed=SEED, epoch=first - dt.timedelta(days=35)
-    )
+    files = math.ceil(spec["events"] / EVENTS_PER_FILE)
+    accounts = ListeningSimulator.accounts_for(spec["events"] // files)
+    simulators = [
+        ListeningSimulator(accounts=accounts, seed=SEED + i, epoch=first - dt.timedelta(days=35))
+        for i in range(files)
+    ]
     lake = Lake(url=f"file://{Path(spec['lake']).absolute()}")
     counts = {}
-    for i in range(spec["days"]):
-        day = first + dt.timedelta(days=i)
-        events = simulator.day(day)
-        lake.write_bytes(simulator_key(day), encode_jsonl_gz(events))
-        counts[day.isoformat()] = len(events)
+    for d in range(spec["days"]):
+        day = first + dt.timedelta(days=d)
+        counts[day.isoformat()] = 0
+        for i, simulator in enumerate(simulators):
+            events = simulator.day(day)
+            key = simulator_key(day) if files == 1 else raw_key(day, "simulator", f"events-{i}")
+            lake.write_bytes(key, encode_jsonl_gz(events))
+            counts[day.isoformat()] += len(events)
+            del events
     return {"accounts": accounts, "events_by_day": counts}
 
 
