@@ -11,24 +11,17 @@ import pytest
 import sqlalchemy as sa
 
 from spotify_platform.core.contracts.tables import TABLE_DEFS
-from spotify_platform.core.kpis import aggregates, buckets, lifecycle, sessions
+from spotify_platform.core.kpis import aggregates, buckets
 from spotify_platform.core.lake.chunks import day_totals, staged_batches
 from spotify_platform.core.lake.layout import staging_key
 from spotify_platform.core.lake.store import Lake
 from spotify_platform.core.warehouse.store import Warehouse
 from spotify_platform_tests.harness import synthetic_facts
+from spotify_platform_tests.support.aggregates import AGGREGATE_BUILDS
 
 DAY = dt.date(2026, 5, 4)
 ROWS = 12_000
 CHUNK_ROWS = 700
-BUILDS = {
-    "agg_account_daily": aggregates.account_daily,
-    "agg_artist_daily": aggregates.artist_daily,
-    "agg_track_daily": aggregates.track_daily,
-    "agg_account_hourly": aggregates.account_hourly,
-    "agg_account_segment_daily": lifecycle.account_segment_daily,
-    "agg_account_sessions": sessions.account_sessions,
-}
 
 
 def awkward_day(rows: int = ROWS) -> pd.DataFrame:
@@ -74,9 +67,9 @@ def _in_key_order(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     return frame.sort_values(keys, ignore_index=True)
 
 
-@pytest.mark.parametrize("table", sorted(BUILDS))
+@pytest.mark.parametrize("table", sorted(AGGREGATE_BUILDS))
 def test_a_big_day_aggregated_bucket_by_bucket_equals_the_whole_day(lake, table):
-    build = BUILDS[table]
+    build = AGGREGATE_BUILDS[table]
     (batch,) = staged_batches(lake, [DAY], None, 10**9, chunk_rows=CHUNK_ROWS)
     assert batch.chunked and batch.rows == ROWS
     assert max(len(t) for t in batch.tables()) <= CHUNK_ROWS

@@ -10,10 +10,11 @@ import pytest
 import sqlalchemy as sa
 
 from spotify_platform.core.contracts.tables import TABLES
-from spotify_platform.core.kpis import aggregates, lifecycle, sessions
+from spotify_platform.core.kpis import aggregates, lifecycle
 from spotify_platform.core.kpis import measures as kpis
 from spotify_platform.defs.resources.warehouse import WarehouseResource
 from spotify_platform_tests.harness import as_before_alembic, synthetic_facts
+from spotify_platform_tests.support.aggregates import AGGREGATE_BUILDS
 
 DAYS = 90
 ROWS_PER_DAY = 400
@@ -33,14 +34,6 @@ ALIASES = {
     "earlier": "agg_account_daily",
     "seg": "agg_account_segment_daily",
 }
-BUILDERS = {
-    "agg_account_daily": aggregates.account_daily,
-    "agg_artist_daily": aggregates.artist_daily,
-    "agg_track_daily": aggregates.track_daily,
-    "agg_account_hourly": aggregates.account_hourly,
-    "agg_account_segment_daily": lifecycle.account_segment_daily,
-    "agg_account_sessions": sessions.account_sessions,
-}
 
 
 @pytest.fixture
@@ -51,7 +44,7 @@ def many_days(mysql_url: str) -> WarehouseResource:
         day = LAST - dt.timedelta(days=offset)
         facts = synthetic_facts(ROWS_PER_DAY, day, seed=offset)
         warehouse.replace_days("fact_streams", [day], facts)
-        for table, build in BUILDERS.items():
+        for table, build in AGGREGATE_BUILDS.items():
             warehouse.replace_days(table, [day], build(facts))
     warehouse.read_frame(f"ANALYZE TABLE {', '.join(FACT_TABLES)}")
     return warehouse
@@ -78,7 +71,7 @@ def test_every_kpi_query_ranges_over_keys_not_the_whole_table(many_days) -> None
     }
     sample = synthetic_facts(ROWS_PER_DAY, LAST)
     per_day = {"fact_streams": ROWS_PER_DAY}
-    per_day.update({table: len(build(sample)) for table, build in BUILDERS.items()})
+    per_day.update({table: len(build(sample)) for table, build in AGGREGATE_BUILDS.items()})
     for name, statement in queries.items():
         steps = [
             {**step, "table": ALIASES.get(step["table"], step["table"])}
