@@ -19,10 +19,6 @@ class Progress:
     def __str__(self) -> str:
         return self.line
 
-    @property
-    def plays_per_second(self) -> float:
-        return self.plays / max(self.elapsed, 1e-9)
-
     def seconds_left(self) -> float | None:
         """The step's time still to go at its pace so far; None before the first day."""
         if not self.days_done:

@@ -5,7 +5,6 @@ written beside its target and renamed into place; an S3 PUT or multipart upload 
 visible once complete.
 """
 
-import contextlib
 import datetime as dt
 import hashlib
 import io
@@ -106,16 +105,8 @@ class LakeStore:
         if self.is_s3:
             self._s3().upload_fileobj(io.BytesIO(data), self.bucket, self.prefix + key)
             return
-        target = self.root / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with self.written_file(key) as path:
+            path.write_bytes(data)
 
     def read_bytes(self, key: str) -> bytes:
         if self.is_s3:
@@ -132,13 +123,14 @@ class LakeStore:
             return io.BufferedReader(_Body(body), buffer_size=1 << 20)
         return open(self.root / key, "rb")
 
-    @contextlib.contextmanager
-    def written_file(self, key: str, scratch: Path) -> Iterator[Path]:
+    @contextmanager
+    def written_file(self, key: str, scratch: Path | None = None) -> Iterator[Path]:
         """A local path to write the object of `key` to, put in place when the block ends
         without error (never seen half written): locally a file beside the target, renamed;
-        on S3 a file in `scratch`, uploaded."""
+        on S3 a file in `scratch` (the system's temporary folder by default), uploaded."""
         if self.is_s3:
-            path = scratch / f"upload-{uuid.uuid4().hex}"
+            folder = scratch or Path(tempfile.gettempdir())
+            path = folder / f"upload-{uuid.uuid4().hex}"
             try:
                 yield path
                 self._s3().upload_file(str(path), self.bucket, self.prefix + key)
