@@ -95,9 +95,11 @@ def _whole(lake: Lake) -> tuple:
     return _written(lake, stage_stored_day(lake, KEY, DAY, keys))
 
 
-def _bucketed(lake: Lake, block_bytes: int, buckets: int) -> tuple:
+def _bucketed(lake: Lake, block_bytes: int, buckets: int, workers: int = 2) -> tuple:
     keys = lake.list_keys(raw_prefix(DAY))
-    staged = stage_day_in_buckets(lake, KEY, DAY, keys, block_bytes=block_bytes, buckets=buckets)
+    staged = stage_day_in_buckets(
+        lake, KEY, DAY, keys, block_bytes=block_bytes, buckets=buckets, workers=workers
+    )
     return _written(lake, write_staged(lake, DAY, staged))
 
 
@@ -110,12 +112,16 @@ def _assert_same(bucketed: tuple, whole: tuple) -> None:
 
 
 @pytest.mark.parametrize(
-    ("block_bytes", "buckets"), [(20_000, 7), (60_000, 1), (1 << 26, 4096)]
+    ("block_bytes", "buckets", "workers"),
+    [(20_000, 7, 2), (20_000, 7, 1), (20_000, 7, 3), (60_000, 1, 2), (1 << 26, 4096, 2)],
 )
-def test_a_day_in_buckets_writes_what_the_whole_day_writes(tmp_path, block_bytes, buckets):
+def test_a_day_in_buckets_writes_what_the_whole_day_writes(
+    tmp_path, block_bytes, buckets, workers
+):
+    """In the step's own process or in forked workers, blocks finishing in any order."""
     files = _day_files()
     whole = _whole(_land(tmp_path, "whole", files))
-    bucketed = _bucketed(_land(tmp_path, "bucketed", files), block_bytes, buckets)
+    bucketed = _bucketed(_land(tmp_path, "bucketed", files), block_bytes, buckets, workers)
     _assert_same(bucketed, whole)
     streams, quarantine, stats = whole
     # The day has what the comparison is about.

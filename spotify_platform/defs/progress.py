@@ -28,9 +28,11 @@ def progress_logger() -> logging.Logger:
     return get_dagster_logger(LOGGER)
 
 
-def step_log(context: AssetExecutionContext) -> Log:
-    """What a step's core code is given to report to: each `Progress` and any other line."""
-    step = context.op_def.name.removeprefix("warehouse__").removeprefix("lake__")
+def step_log(context: AssetExecutionContext, name: str | None = None) -> Log:
+    """What a step's core code is given to report to: each `Progress` and any other line.
+
+    `name` tells apart the parts of a step that makes several assets (one bar each)."""
+    step = name or context.op_def.name.removeprefix("warehouse__").removeprefix("lake__")
     logger = progress_logger()
 
     def log(item: Progress | str) -> None:

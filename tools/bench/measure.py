@@ -36,6 +36,19 @@ def rss() -> int:
         return int(handle.read().split()[1]) * PAGE
 
 
+_PRIVATE = re.compile(rb"^Private_(?:Clean|Dirty):\s+(\d+) kB", re.MULTILINE)
+
+
+def private_rss(pid: int) -> int:
+    """The memory a process holds alone, in bytes: for a fork, what it added to its parent's
+    pages it still shares (0 once it is gone)."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_bytes()
+    except OSError:
+        return 0
+    return sum(int(kb) for kb in _PRIVATE.findall(rollup)) * 1024
+
+
 def exec_done(pid: int) -> bool:
     """Whether a child runs a program of its own yet: between fork (or vfork) and exec it
     still shows this process's memory, and its mark would count this process twice."""
@@ -100,7 +113,12 @@ class ChildPeaks:
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def poll(self) -> None:
-        self.peak = max(self.peak, sum(peak_rss(pid) for pid in descendants() if exec_done(pid)))
+        """Programs of their own count their high-water mark; forks (staging's workers) what
+        they hold beyond the pages they share with this process, as sampled."""
+        held = sum(
+            peak_rss(pid) if exec_done(pid) else private_rss(pid) for pid in descendants()
+        )
+        self.peak = max(self.peak, held)
 
     def run(self) -> None:
         while not self.stop.is_set():

@@ -13,7 +13,14 @@ and 10M plays). The files written are those `stage_day` gives.
 import contextlib
 import datetime as dt
 import math
+import multiprocessing
+import os
 import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +47,9 @@ BUCKET_RAW_BYTES = 32 << 20
 PREFIX_VALUES = 16**3
 # Pseudonyms remembered across blocks (a cache: a day with more accounts starts it again).
 PSEUDONYM_MEMO = 500_000
+# Processes typing and checking a big day's blocks (`STAGING_BLOCK_WORKERS`); the day's
+# reading, inflating and final sort stay in the calling process.
+BLOCK_WORKERS = int(os.environ.get("STAGING_BLOCK_WORKERS", min(2, os.cpu_count() or 1)))
 _HEX_VALUES = np.zeros(256, dtype=np.int64)
 _HEX_VALUES[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16)
 
@@ -52,11 +62,14 @@ def stage_day_in_buckets(
     *,
     block_bytes: int = BLOCK_BYTES,
     buckets: int | None = None,
+    workers: int = BLOCK_WORKERS,
 ) -> StagedDay:
     """Stage a day's raw files as `stage_day` does, writing its rows to the lake as they are
     staged: the result has their count (`written_rows`), its quarantine and stats.
 
-    `buckets` defaults to one per BUCKET_RAW_BYTES of the day's raw files.
+    `buckets` defaults to one per BUCKET_RAW_BYTES of the day's raw files. With `workers`
+    above one, blocks are typed and checked in that many forked processes while this one
+    inflates the next blocks.
     """
     if buckets is None:
         raw_bytes = sum(lake.size(k) for k in raw_keys)
@@ -65,57 +78,161 @@ def stage_day_in_buckets(
     rejected: list[pd.DataFrame] = []
     with tempfile.TemporaryDirectory(prefix="staging-buckets-") as scratch:
         spill = _Spill(Path(scratch), buckets)
-        with spill:
-            pseudonyms: dict[str, str] = {}
+        with _block_runner(workers) as run:
             for source_file in sorted(raw_keys):
-                day_file = _DayFile(lake, source_file, key, day, pseudonyms)
-                day_file.stage(block_bytes, spill, rejected)
+                day_file = _DayFile(lake, source_file, day)
+                blocks = day_file.blocks(block_bytes)
+                jobs = (
+                    (spill.folder, buckets, key, day, source_file, block, seq)
+                    for seq, block in enumerate(blocks, start=spill.blocks)
+                )
+                for staged in run(jobs):
+                    day_file.add(staged, spill, rejected)
+                spill.blocks += day_file.block_count
                 day_file.note(result)
                 result.raw_records += day_file.raw_records
         result.written_rows, result.duplicates = spill.write(lake, day)
+    _MEMO.clear()
     result.quarantine = day_quarantine(rejected, day)
     return result
 
 
-class _DayFile:
-    """One raw file of the day, staged block by block; what it holds is noted as it goes."""
+@dataclass
+class _StagedBlock:
+    """What staging one block left behind: its rows are in the spill folder, the rest here."""
 
-    def __init__(
-        self, lake: LakeStore, source_file: str, key: bytes, day: dt.date, pseudonyms: dict
-    ) -> None:
-        self.lake, self.source_file, self.key, self.day = lake, source_file, key, day
-        self.pseudonyms = pseudonyms
-        self.raw_records = self.rows = 0
+    seq: int
+    raw_records: int
+    rows: int
+    spilled: int
+    schema: pa.Schema | None
+    unknown: set[str]
+    missing: set[str]
+    rejected: list[pd.DataFrame]
+
+
+def _stage_block(
+    folder: Path,
+    buckets: int,
+    key: bytes,
+    day: dt.date,
+    source_file: str,
+    block: tuple[int, bytes, int],
+    seq: int,
+) -> _StagedBlock:
+    """Parse, type and check one block of a raw file, as `stage_day` does a slice, and spill
+    its rows to one piece per bucket, named by the block's place in the day."""
+    first_line, text, lines = block
+    batch = parse_block(text, first_line, lines)
+    del text, block
+    rejected: list[pd.DataFrame] = []
+    if batch.bad_lines:
+        rejected.append(bad_line_records(batch.bad_lines, source_file, day))
+    staged = _StagedBlock(
+        seq=seq,
+        raw_records=batch.rows + len(batch.bad_lines),
+        rows=batch.rows,
+        spilled=0,
+        schema=None,
+        unknown=set(batch.unknown_fields),
+        missing=set(batch.missing_fields),
+        rejected=rejected,
+    )
+    if not batch.rows:
+        return staged
+    pseudonyms = _pseudonyms(key)
+    raw = batch.records.reset_index(drop=True)
+    del batch
+    rows = FileRows(raw, source_file, source_of(source_file), key, day, pseudonyms)
+    for start in range(0, len(raw), one_day.STAGE_SLICE_ROWS):
+        frame, bad = rows.stage_slice(start)
+        table = pa.Table.from_pandas(frame[STAGING_COLUMNS], preserve_index=False)
+        staged.schema = staged.schema or table.schema
+        staged.spilled += _spill_pieces(folder, buckets, seq, start, table)
+        rejected.extend(bad)
+    return staged
+
+
+_MEMO: dict[bytes, dict[str, str]] = {}
+
+
+def _pseudonyms(key: bytes) -> dict[str, str]:
+    """This process's remembered pseudonyms under `key`: a cache, emptied when it is full."""
+    memo = _MEMO.setdefault(key, {})
+    if len(memo) > PSEUDONYM_MEMO:
+        memo.clear()
+    return memo
+
+
+def _spill_pieces(folder: Path, buckets: int, seq: int, start: int, table: pa.Table) -> int:
+    """A slice's rows in one Arrow file per bucket they fall in; the rows spilled."""
+    if not table.num_rows:
+        return 0
+    codes = bucket_codes(table.column("event_id"), buckets)
+    order = np.argsort(codes, kind="stable")
+    table = table.take(pa.array(order))
+    bounds = np.searchsorted(codes[order], np.arange(buckets + 1))
+    for bucket in np.flatnonzero(np.diff(bounds)):
+        lo, hi = int(bounds[bucket]), int(bounds[bucket + 1])
+        path = folder / f"bucket-{int(bucket):04d}" / f"{seq:07d}-{start:09d}.arrow"
+        path.parent.mkdir(exist_ok=True)
+        with pa.ipc.new_stream(str(path), table.schema) as writer:
+            writer.write_table(table.slice(lo, hi - lo))
+    return table.num_rows
+
+
+@contextlib.contextmanager
+def _block_runner(workers: int) -> Iterator[Callable[[Iterator[tuple]], Iterator[_StagedBlock]]]:
+    """Runs `_stage_block` over jobs, yielding results in the jobs' order: here, or in
+    `workers` forked processes with a few blocks queued ahead (each holds a block's text)."""
+    if workers <= 1:
+        yield lambda jobs: (_stage_block(*job) for job in jobs)
+        return
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+
+        def run(jobs: Iterator[tuple]) -> Iterator[_StagedBlock]:
+            queued: deque[Future] = deque()
+            for job in jobs:
+                queued.append(pool.submit(_stage_block, *job))
+                if len(queued) > workers:
+                    yield _finished(queued.popleft())
+            while queued:
+                yield _finished(queued.popleft())
+
+        try:
+            yield run
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _finished(future: Future) -> _StagedBlock:
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise RuntimeError(
+            "a worker process staging blocks of the day ended (out of memory?): "
+            "set STAGING_BLOCK_WORKERS=1 and materialize the day again"
+        ) from None
+
+
+class _DayFile:
+    """One raw file of the day, read block by block; what its blocks held is noted."""
+
+    def __init__(self, lake: LakeStore, source_file: str, day: dt.date) -> None:
+        self.lake, self.source_file, self.day = lake, source_file, day
+        self.raw_records = self.rows = self.block_count = 0
         self.unknown: set[str] = set()
         self.missing = set(CORE_FIELDS)
 
-    def stage(self, block_bytes: int, spill: "_Spill", rejected: list[pd.DataFrame]) -> None:
-        source = source_of(self.source_file)
+    def blocks(self, block_bytes: int) -> Iterator[tuple[int, bytes, int]]:
         with (
             self.lake.open(self.source_file) as stream,
             contextlib.closing(text_blocks(stream, block_bytes)) as blocks,
         ):
             while (block := self._next(blocks)) is not None:
-                batch = parse_block(block[1], block[0], block[2])
-                del block
-                self.raw_records += batch.rows + len(batch.bad_lines)
-                self.unknown.update(batch.unknown_fields)
-                if batch.bad_lines:
-                    rejected.append(bad_line_records(batch.bad_lines, self.source_file, self.day))
-                if not batch.rows:
-                    continue
-                self.rows += batch.rows
-                self.missing.intersection_update(batch.missing_fields)
-                if len(self.pseudonyms) > PSEUDONYM_MEMO:
-                    self.pseudonyms.clear()
-                raw = batch.records.reset_index(drop=True)
-                del batch
-                rows = FileRows(raw, self.source_file, source, self.key, self.day, self.pseudonyms)
-                for start in range(0, len(raw), one_day.STAGE_SLICE_ROWS):
-                    frame, bad = rows.stage_slice(start)
-                    spill.add(frame)
-                    rejected.extend(bad)
-                del rows, raw
+                self.block_count += 1
+                yield block
 
     def _next(self, blocks) -> tuple[int, bytes, int] | None:
         """The file's next block; a file that cannot be read to its end fails the day, as
@@ -126,6 +243,17 @@ class _DayFile:
             raise RuntimeError(
                 f"raw file {self.lake.uri(self.source_file)} is unreadable as a whole: {exc}"
             ) from exc
+
+    def add(self, staged: _StagedBlock, spill: "_Spill", rejected: list[pd.DataFrame]) -> None:
+        self.raw_records += staged.raw_records
+        self.unknown |= staged.unknown
+        rejected.extend(staged.rejected)
+        if staged.rows:
+            self.rows += staged.rows
+            self.missing &= staged.missing
+        spill.rows += staged.spilled
+        if spill.schema is None and staged.schema is not None:
+            spill.schema = staged.schema
 
     def note(self, result: StagedDay) -> None:
         """The file's drift and whether it had records, as `note_file` notes a whole file."""
@@ -138,43 +266,13 @@ class _DayFile:
 
 
 class _Spill:
-    """The day's canonical rows in local Arrow IPC files, one per bucket, in arrival order."""
+    """The day's canonical rows in local Arrow IPC pieces, a folder per bucket, named in
+    arrival order."""
 
     def __init__(self, folder: Path, buckets: int) -> None:
         self.folder, self.buckets = folder, buckets
-        self.writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
         self.schema: pa.Schema | None = None
-        self.rows = 0
-
-    def __enter__(self) -> "_Spill":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for writer in self.writers.values():
-            writer.close()
-
-    def add(self, frame: pd.DataFrame) -> None:
-        table = pa.Table.from_pandas(frame[STAGING_COLUMNS], preserve_index=False)
-        if self.schema is None:
-            self.schema = table.schema
-        elif not table.schema.equals(self.schema, check_metadata=True):
-            table = table.cast(self.schema)
-        if not table.num_rows:
-            return
-        self.rows += table.num_rows
-        codes = bucket_codes(table.column("event_id"), self.buckets)
-        order = np.argsort(codes, kind="stable")
-        table = table.take(pa.array(order))
-        bounds = np.searchsorted(codes[order], np.arange(self.buckets + 1))
-        for bucket in np.flatnonzero(np.diff(bounds)):
-            start, end = int(bounds[bucket]), int(bounds[bucket + 1])
-            self._writer(int(bucket)).write_table(table.slice(start, end - start))
-
-    def _writer(self, bucket: int) -> pa.ipc.RecordBatchStreamWriter:
-        if bucket not in self.writers:
-            path = self.folder / f"bucket-{bucket:04d}.arrow"
-            self.writers[bucket] = pa.ipc.new_stream(str(path), self.schema)
-        return self.writers[bucket]
+        self.rows = self.blocks = 0
 
     def write(self, lake: LakeStore, day: dt.date) -> tuple[int, int]:
         """Each bucket de-duplicated and sorted into the day's Parquet file, in prefix order;
@@ -186,8 +284,8 @@ class _Spill:
         written = 0
         with lake.written_file(staging_key(day), self.folder) as path:
             with pq.ParquetWriter(str(path), schema, compression=codec) as writer:
-                for bucket in sorted(self.writers):
-                    rows = _first_in_id_order(self._read(bucket))
+                for bucket in sorted(self.folder.glob("bucket-*")):
+                    rows = _first_in_id_order(self._read(bucket, schema))
                     writer.write_table(rows, row_group_size=PARQUET_ROW_GROUP_ROWS)
                     written += rows.num_rows
                     del rows
@@ -195,12 +293,17 @@ class _Spill:
                     writer.write_table(schema.empty_table())
         return written, self.rows - written
 
-    def _read(self, bucket: int) -> pa.Table:
-        path = self.folder / f"bucket-{bucket:04d}.arrow"
-        with pa.ipc.open_stream(str(path)) as reader:
-            table = reader.read_all()
-        path.unlink()
-        return table
+    @staticmethod
+    def _read(bucket: Path, schema: pa.Schema) -> pa.Table:
+        """A bucket's pieces in arrival order (their names sort so), in the day's schema."""
+        tables = []
+        for path in sorted(bucket.iterdir()):
+            with pa.ipc.open_stream(str(path)) as reader:
+                table = reader.read_all()
+            path.unlink()
+            tables.append(table if table.schema.equals(schema) else table.cast(schema))
+        bucket.rmdir()
+        return pa.concat_tables(tables)
 
 
 def bucket_codes(ids: pa.ChunkedArray | pa.Array, buckets: int) -> np.ndarray:

@@ -2,19 +2,25 @@
 batch of days at a time, atomically."""
 
 import datetime as dt
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
+from queue import SimpleQueue
 
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetSpec,
     BackfillPolicy,
     Failure,
     MaterializeResult,
-    asset,
+    multi_asset,
 )
 
 from spotify_platform.core.contracts.schemas import (
@@ -28,7 +34,7 @@ from spotify_platform.core.contracts.schemas import (
 from spotify_platform.core.kpis import aggregates, buckets, lifecycle, sessions
 from spotify_platform.core.lake.chunks import StagedBatch, staged_batches
 from spotify_platform.core.memory import release_memory
-from spotify_platform.core.progress import Log, Stopwatch
+from spotify_platform.core.progress import Log, Progress, Stopwatch
 from spotify_platform.core.warehouse.connection import WarehouseUnavailable
 from spotify_platform.defs.partitions import daily_partitions, days_of
 from spotify_platform.defs.progress import step_log
@@ -36,6 +42,8 @@ from spotify_platform.defs.resources.lake import LakeResource
 from spotify_platform.defs.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
 STAGING = AssetKey(["lake", "staging_streams"])
+# How often a step waiting for its fact load passes the load's progress on.
+RELAY_WAIT_S = 0.5
 # Settings of every asset of the warehouse group, dimensions included.
 COMMON = {
     "group_name": "warehouse",
@@ -114,111 +122,230 @@ def _built(
             yield lambda: buckets.bucketed(build, paths)
 
 
-@asset(
-    key=["warehouse", "fact_streams"],
-    deps=[STAGING],
-    description="One row per stream event; a day is replaced atomically (delete + insert).",
-    **COMMON,
+FACT_STREAMS = AssetKey(["warehouse", "fact_streams"])
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """A daily aggregate table: built from the staged columns it needs, checked by its model."""
+
+    table: str
+    description: str
+    columns: list[str]
+    build: Callable[[pd.DataFrame], pd.DataFrame]
+    model: type
+
+    @property
+    def key(self) -> AssetKey:
+        return AssetKey(["warehouse", self.table])
+
+
+AGGREGATES = [
+    Aggregate(
+        "agg_account_daily",
+        "One row per account and day: the base for DAU/WAU/MAU, churn and retention.",
+        ["dt", "account_id", "content_type", "skipped", "is_stream", "ms_played", "country"],
+        aggregates.account_daily,
+        AggAccountDaily,
+    ),
+    Aggregate(
+        "agg_artist_daily",
+        "Streams, listeners and minutes per day and artist: top artists, genre shares.",
+        ["dt", "account_id", "is_stream", "ms_played", "ended_at", "artist_id", "artist_name"],
+        aggregates.artist_daily,
+        AggArtistDaily,
+    ),
+    Aggregate(
+        "agg_track_daily",
+        "Streams, listeners and minutes per day and track: the top tracks' base.",
+        ["dt", "account_id", "is_stream", "ms_played", "ended_at"]
+        + ["track_id", "track_name", "artist_name"],
+        aggregates.track_daily,
+        AggTrackDaily,
+    ),
+    Aggregate(
+        "agg_account_hourly",
+        "Plays and streams per account, hour, country and platform: engagement and platform mix.",
+        [*aggregates.HOURLY_KEYS, "is_stream", "ms_played"],
+        aggregates.account_hourly,
+        AggAccountHourly,
+    ),
+    Aggregate(
+        "agg_account_segment_daily",
+        "Streams per account, day, country and platform: the segments of listeners at risk.",
+        ["dt", "account_id", "country", "platform", "is_stream"],
+        lifecycle.account_segment_daily,
+        AggAccountSegmentDaily,
+    ),
+    Aggregate(
+        "agg_account_sessions",
+        "Each account's plays of the day cut into sessions on their own: kpi_sessions' base.",
+        ["dt", "account_id", "started_at", "ended_at", "ms_played"],
+        sessions.account_sessions,
+        AggAccountSessions,
+    ),
+]
+
+
+def _spec(key: AssetKey, description: str) -> AssetSpec:
+    return AssetSpec(
+        key,
+        deps=[STAGING],
+        description=description,
+        group_name=COMMON["group_name"],
+        kinds=COMMON["kinds"],
+    )
+
+
+@multi_asset(
+    name="warehouse_facts",
+    specs=[
+        _spec(
+            FACT_STREAMS,
+            "One row per stream event; a day is replaced atomically (delete + insert).",
+        ),
+        *(_spec(a.key, a.description) for a in AGGREGATES),
+    ],
+    can_subset=True,
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
 )
-def fact_streams(
+def warehouse_facts(
     context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
-) -> MaterializeResult:
+) -> Iterator[MaterializeResult]:
+    """fact_streams and the daily aggregates, each from the staged days on its own.
+
+    One step, because the fact load is the server's work at one core while the aggregates
+    are this process's: on MySQL the load runs in a thread beside them, and the step takes
+    about the longer of the two rather than their sum. SQLite has one writer at a time, so
+    there they go one after another. The aggregates read the staged rows rather than the
+    facts, so neither waits for the other; `fact_streams_reconcile` proves the facts equal
+    to the same staged rows.
+    """
     warehouse.check_connection()
-
     days = days_of(context)
+    selected = context.selected_asset_keys
+    beside = warehouse.dialect != "sqlite"
+    relay = _Relay(step_log(context, "fact_streams"))
+    with ThreadPoolExecutor(1, thread_name_prefix="fact-load") as pool:
+        facts = None
+        if FACT_STREAMS in selected:
+            load = partial(_load_facts, lake, warehouse, days, relay.put if beside else relay.log)
+            facts = pool.submit(load) if beside else _done(load())
+        try:
+            for aggregate in AGGREGATES:
+                if aggregate.key in selected:
+                    log = relay.beside(step_log(context, aggregate.table))
+                    per_day = _load_aggregate(lake, warehouse, days, aggregate, log)
+                    _partition_row_counts(context, per_day, aggregate.key)
+                    yield MaterializeResult(asset_key=aggregate.key)
+        except Failure as failed:
+            raise _both_failed(facts, failed) from None
+        if facts is not None:
+            per_day, seconds = relay.until_done(facts)
+            _partition_row_counts(context, per_day, FACT_STREAMS)
+            context.log.info(
+                f"fact_streams: {sum(per_day.values())} rows over {len(per_day)} days, "
+                f"loaded in {seconds:.2f} s"
+            )
+            yield MaterializeResult(
+                asset_key=FACT_STREAMS,
+                metadata={"table": warehouse.display_url + "#fact_streams"},
+            )
+
+
+class _Relay:
+    """The fact load's progress, told from its thread and logged by the step's own: lines
+    logged from another thread do not reach the run's log. They are passed on whenever the
+    step logs anything else, and while it waits for the load."""
+
+    def __init__(self, log: Log) -> None:
+        self.log, self.queue = log, SimpleQueue()
+
+    def put(self, item: Progress | str) -> None:
+        self.queue.put(item)
+
+    def drain(self) -> None:
+        while not self.queue.empty():
+            self.log(self.queue.get())
+
+    def beside(self, log: Log) -> Log:
+        def both(item: Progress | str) -> None:
+            self.drain()
+            log(item)
+
+        return both
+
+    def until_done(self, future: Future):
+        while True:
+            try:
+                result = future.result(timeout=RELAY_WAIT_S)
+            except FutureTimeout:
+                self.drain()
+                continue
+            self.drain()
+            return result
+
+
+def _both_failed(facts: Future | None, failed: Failure) -> Failure:
+    """An aggregate's failure, with the fact load's when it failed too (a lost warehouse
+    fails both): what each kept is in its own message."""
+    error = None if facts is None else facts.exception()
+    if not isinstance(error, Failure):
+        return failed
+    return Failure(
+        description=f"{error.description}\n{failed.description}",
+        metadata={**failed.metadata, **{f"fact_streams_{k}": v for k, v in error.metadata.items()}},
+    )
+
+
+def _done(value: tuple[dict[str, int], float]) -> Future:
+    future: Future = Future()
+    future.set_result(value)
+    return future
+
+
+def _load_facts(
+    lake: LakeResource, warehouse: WarehouseResource, days: list[dt.date], log: Log
+) -> tuple[dict[str, int], float]:
+    """The rows loaded per day, and the seconds the load took on its own."""
+    started = time.monotonic()
     batches = staged_batches(lake, days, None, warehouse.batch_rows, warehouse.chunk_rows)
-    per_day = _load_batches(warehouse, "fact_streams", days, batches, log=step_log(context))
-    _partition_row_counts(context, per_day)
-    context.log.info(f"fact_streams: {sum(per_day.values())} rows over {len(per_day)} days")
-    return MaterializeResult(metadata={"table": warehouse.display_url + "#fact_streams"})
+    per_day = _load_batches(warehouse, "fact_streams", days, batches, log=log)
+    return per_day, time.monotonic() - started
 
 
-def _partition_row_counts(context: AssetExecutionContext, per_day: dict[str, int]) -> None:
+def _load_aggregate(
+    lake: LakeResource,
+    warehouse: WarehouseResource,
+    days: list[dt.date],
+    aggregate: Aggregate,
+    log: Log,
+) -> dict[str, int]:
+    """An aggregate's rows for the days, computed from the staged days (the facts' own rows,
+    as `fact_streams_reconcile` proves) rather than by scanning the facts."""
+    return _load_batches(
+        warehouse,
+        aggregate.table,
+        days,
+        staged_batches(lake, days, aggregate.columns, warehouse.batch_rows, warehouse.chunk_rows),
+        lambda staged: aggregate.model.validate(aggregate.build(staged)),
+        key=buckets.SPLIT_BY[aggregate.table],
+        log=log,
+    )
+
+
+def _partition_row_counts(
+    context: AssetExecutionContext, per_day: dict[str, int], key: AssetKey
+) -> None:
     """Each day's own row count on its own materialization. Metadata returned for a range is
     copied onto every day of it: a range's total (or a table of all its days) would be shown
     as each day's, and years of days would store that table once per day."""
     for day, rows in per_day.items():
-        context.add_asset_metadata({"dagster/partition_row_count": rows}, partition_key=day)
-
-
-def _aggregate_asset(
-    table: str,
-    description: str,
-    columns: list[str],
-    build: Callable[[pd.DataFrame], pd.DataFrame],
-    model: type,
-):
-    """An aggregate table's asset: each day's rows computed from the staged day (the blocking
-    reconciliation has proven it equal to fact_streams) rather than by scanning the facts."""
-
-    @asset(
-        key=["warehouse", table],
-        deps=[STAGING, AssetKey(["warehouse", "fact_streams"])],
-        description=description,
-        **COMMON,
-    )
-    def _aggregate(
-        context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
-    ) -> MaterializeResult:
-        days = days_of(context)
-        per_day = _load_batches(
-            warehouse,
-            table,
-            days,
-            staged_batches(lake, days, columns, warehouse.batch_rows, warehouse.chunk_rows),
-            lambda staged: model.validate(build(staged)),
-            key=buckets.SPLIT_BY[table],
-            log=step_log(context),
+        context.add_asset_metadata(
+            {"dagster/partition_row_count": rows}, asset_key=key, partition_key=day
         )
-        _partition_row_counts(context, per_day)
-        return MaterializeResult()
-
-    return _aggregate
-
-
-agg_account_daily = _aggregate_asset(
-    "agg_account_daily",
-    "One row per account and day: the base for DAU/WAU/MAU, churn and retention.",
-    ["dt", "account_id", "content_type", "skipped", "is_stream", "ms_played", "country"],
-    aggregates.account_daily,
-    AggAccountDaily,
-)
-agg_artist_daily = _aggregate_asset(
-    "agg_artist_daily",
-    "Streams, listeners and minutes per day and artist: top artists, genre shares.",
-    ["dt", "account_id", "is_stream", "ms_played", "ended_at", "artist_id", "artist_name"],
-    aggregates.artist_daily,
-    AggArtistDaily,
-)
-agg_track_daily = _aggregate_asset(
-    "agg_track_daily",
-    "Streams, listeners and minutes per day and track: the top tracks' base.",
-    ["dt", "account_id", "is_stream", "ms_played", "ended_at"]
-    + ["track_id", "track_name", "artist_name"],
-    aggregates.track_daily,
-    AggTrackDaily,
-)
-agg_account_hourly = _aggregate_asset(
-    "agg_account_hourly",
-    "Plays and streams per account, hour, country and platform: engagement and platform mix.",
-    [*aggregates.HOURLY_KEYS, "is_stream", "ms_played"],
-    aggregates.account_hourly,
-    AggAccountHourly,
-)
-agg_account_segment_daily = _aggregate_asset(
-    "agg_account_segment_daily",
-    "Streams per account, day, country and platform: the segments of listeners at risk.",
-    ["dt", "account_id", "country", "platform", "is_stream"],
-    lifecycle.account_segment_daily,
-    AggAccountSegmentDaily,
-)
-agg_account_sessions = _aggregate_asset(
-    "agg_account_sessions",
-    "Each account's plays of the day cut into sessions on their own: kpi_sessions' base.",
-    ["dt", "account_id", "started_at", "ended_at", "ms_played"],
-    sessions.account_sessions,
-    AggAccountSessions,
-)
 
 
 def _lost_warehouse(

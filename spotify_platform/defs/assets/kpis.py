@@ -48,6 +48,14 @@ TRACKS_DAILY = AssetKey(["warehouse", "agg_track_daily"])
 HOURLY = AssetKey(["warehouse", "agg_account_hourly"])
 SEGMENTS_DAILY = AssetKey(["warehouse", "agg_account_segment_daily"])
 SESSIONS_DAILY = AssetKey(["warehouse", "agg_account_sessions"])
+# The KPIs read the aggregates, built beside fact_streams from the same staged days. The facts
+# are among every KPI's deps all the same: a day whose facts fail their blocking
+# reconciliation with staging builds no KPIs in that run.
+FACT_STREAMS = AssetKey(["warehouse", "fact_streams"])
+
+
+def gated(*keys: AssetKey) -> list[AssetKey]:
+    return [*keys, FACT_STREAMS]
 COMMON = {
     "group_name": "kpis",
     "kinds": {"mysql", "pandas"},
@@ -63,7 +71,7 @@ def _preview(frame: pd.DataFrame, rows: int = 10) -> MetadataValue:
 
 @asset(
     key=["warehouse", "kpi_daily_streams"],
-    deps=[AGG],
+    deps=gated(AGG),
     description="Plays, streams (>= 30 s track plays), listeners, minutes and skip rate per day.",
     **COMMON,
 )
@@ -133,7 +141,7 @@ def _windowed_kpi(
     """A KPI of each day's trailing window of agg_account_daily: one count query per day, and
     the later days whose window holds one of the run's days recomputed with them."""
 
-    @asset(key=["warehouse", table], deps=[AGG], description=description, **COMMON)
+    @asset(key=["warehouse", table], deps=gated(AGG), description=description, **COMMON)
     def windowed_kpi(context: AssetExecutionContext, warehouse: WarehouseResource):
         days = days_of(context)
         with warehouse.exclusive(table):
@@ -179,7 +187,7 @@ kpi_churn = _windowed_kpi(
 
 @asset(
     key=["warehouse", "kpi_retention"],
-    deps=[AGG],
+    deps=gated(AGG),
     description=(
         "Weekly retention cohorts by first stream ever; the whole triangle is recomputed so "
         "late days land in every cohort they touch."
@@ -217,7 +225,7 @@ def _grouped_kpi(
     """A KPI of groups within each day (countries, hours, genres, artists, ...): one grouped
     query over the run's days in the warehouse, shaped and validated in pandas."""
 
-    @asset(key=["warehouse", table], deps=deps, description=description, **COMMON)
+    @asset(key=["warehouse", table], deps=gated(*deps), description=description, **COMMON)
     def grouped_kpi(
         context: AssetExecutionContext, warehouse: WarehouseResource
     ) -> MaterializeResult:
@@ -295,7 +303,7 @@ kpi_top_tracks = _grouped_kpi(
 
 @asset(
     key=["warehouse", "kpi_growth_accounting"],
-    deps=[AGG],
+    deps=gated(AGG),
     description=(
         "Active accounts per calendar week and month split into new, retained and resurrected, "
         "with those churned and the quick ratio; a run recomputes its periods and later ones."
@@ -330,7 +338,7 @@ def kpi_growth_accounting(
 
 @asset(
     key=["warehouse", "kpi_listeners_at_risk"],
-    deps=[SEGMENTS_DAILY],
+    deps=gated(SEGMENTS_DAILY),
     description=(
         "Per (country, platform) segment: accounts with a stream in the last 28 days and those "
         "of them without one in the last 7 (at risk)."
@@ -365,7 +373,7 @@ def kpi_listeners_at_risk(context: AssetExecutionContext, warehouse: WarehouseRe
 
 @asset(
     key=["warehouse", "kpi_sessions"],
-    deps=[SESSIONS_DAILY],
+    deps=gated(SESSIONS_DAILY),
     description=(
         "Listening sessions (plays at most 30 minutes apart) by the UTC day they start: count, "
         "listeners, minutes, mean and median length, plays per session."
