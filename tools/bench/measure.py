@@ -100,7 +100,8 @@ class RssSampler:
 
 class ChildPeaks:
     """The peak memory of the processes this one starts: polled while they run, the most the
-    ones alive at once have held (the sum of their high-water marks), over the whole watch.
+    ones alive at once have held (the sum of their high-water marks), over the whole watch;
+    and `tree_peak`, the most this process and they held at one poll.
 
     A process's mark only grows, so the last reading before it ends is its peak but for the
     final interval's growth; processes that come one after another are not added up.
@@ -108,7 +109,7 @@ class ChildPeaks:
 
     def __init__(self, interval_s: float = 0.05) -> None:
         self.interval_s = interval_s
-        self.peak = 0
+        self.peak = self.tree_peak = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
@@ -119,6 +120,7 @@ class ChildPeaks:
             peak_rss(pid) if exec_done(pid) else private_rss(pid) for pid in descendants()
         )
         self.peak = max(self.peak, held)
+        self.tree_peak = max(self.tree_peak, rss() + held)
 
     def run(self) -> None:
         while not self.stop.is_set():

@@ -58,7 +58,9 @@ def serve(kind: str, spec: str, out: str) -> None:
         result = work(json.loads(spec))
     result["own_peak_rss"] = peak_rss()
     result["children_peak_rss"] = children.peak
-    result["process_peak_rss"] = result["own_peak_rss"] + children.peak
+    # The tree's memory sampled at one instant (this process and its children together);
+    # never less than this process's own high-water mark, which catches what sampling missed.
+    result["process_peak_rss"] = max(result["own_peak_rss"], children.tree_peak)
     Path(out).write_text(json.dumps(result, default=str))
 
 

@@ -12,6 +12,7 @@ and 10M plays). The files written are those `stage_day` gives.
 
 import contextlib
 import datetime as dt
+import gc
 import math
 import multiprocessing
 import os
@@ -39,8 +40,9 @@ from spotify_platform.core.staging.canonical import STAGING_COLUMNS
 from spotify_platform.core.staging.one_day import FileRows, StagedDay, empty_candidates, source_of
 from spotify_platform.core.staging.quarantine import bad_line_records, day_quarantine
 
-# Raw text per block: about 70k of the simulator's records.
-BLOCK_BYTES = 48 << 20
+# Raw text per block: about 23k of the simulator's records. Each worker holds a block's
+# records and frames (about 200 MiB at this size, 400 MiB at 48 MiB).
+BLOCK_BYTES = 16 << 20
 # Raw gzip per bucket: about 350k of the simulator's records, a few hundred MiB as Arrow.
 BUCKET_RAW_BYTES = 32 << 20
 # Buckets split the values of an id's first three hex digits.
@@ -189,21 +191,27 @@ def _block_runner(workers: int) -> Iterator[Callable[[Iterator[tuple]], Iterator
         yield lambda jobs: (_stage_block(*job) for job in jobs)
         return
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    # Objects the collector does not walk stay shared with the workers, rather than copied
+    # into each one as its collector touches them.
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
 
-        def run(jobs: Iterator[tuple]) -> Iterator[_StagedBlock]:
-            queued: deque[Future] = deque()
-            for job in jobs:
-                queued.append(pool.submit(_stage_block, *job))
-                if len(queued) > workers:
+            def run(jobs: Iterator[tuple]) -> Iterator[_StagedBlock]:
+                queued: deque[Future] = deque()
+                for job in jobs:
+                    queued.append(pool.submit(_stage_block, *job))
+                    if len(queued) > workers:
+                        yield _finished(queued.popleft())
+                while queued:
                     yield _finished(queued.popleft())
-            while queued:
-                yield _finished(queued.popleft())
 
-        try:
-            yield run
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            try:
+                yield run
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        gc.unfreeze()
 
 
 def _finished(future: Future) -> _StagedBlock:
