@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -82,14 +82,15 @@ def stage_day_in_buckets(
         spill = _Spill(Path(scratch), buckets)
         with _block_runner(workers) as run:
             for source_file in sorted(raw_keys):
-                day_file = _DayFile(lake, source_file, day)
+                day_file = DayFile(lake, source_file, key, day)
                 blocks = day_file.blocks(block_bytes)
                 jobs = (
                     (spill.folder, buckets, key, day, source_file, block, seq)
                     for seq, block in enumerate(blocks, start=spill.blocks)
                 )
                 for staged in run(jobs):
-                    day_file.add(staged, spill, rejected)
+                    day_file.add(staged, rejected)
+                    spill.note(staged)
                 spill.blocks += day_file.block_count
                 day_file.note(result)
                 result.raw_records += day_file.raw_records
@@ -101,16 +102,40 @@ def stage_day_in_buckets(
 
 @dataclass
 class _StagedBlock:
-    """What staging one block left behind: its rows are in the spill folder, the rest here."""
+    """What staging one block left beside its rows: counts, drift and quarantine."""
 
     seq: int
-    raw_records: int
-    rows: int
-    spilled: int
-    schema: pa.Schema | None
-    unknown: set[str]
-    missing: set[str]
-    rejected: list[pd.DataFrame]
+    raw_records: int = 0
+    rows: int = 0
+    spilled: int = 0
+    schema: pa.Schema | None = None
+    unknown: set[str] = field(default_factory=set)
+    missing: set[str] = field(default_factory=set)
+    rejected: list[pd.DataFrame] = field(default_factory=list)
+
+
+def staged_slices(
+    key: bytes, day: dt.date, source_file: str, block: tuple[int, bytes, int], staged: _StagedBlock
+) -> Iterator[pd.DataFrame]:
+    """Parse, type and check one block of a raw file as `stage_day` does a slice: its
+    canonical rows slice by slice (indexed by their place in the block), what else it held
+    noted in `staged`."""
+    batch = parse_block(block[1], block[0], block[2])
+    del block
+    staged.raw_records = batch.rows + len(batch.bad_lines)
+    staged.rows = batch.rows
+    staged.unknown, staged.missing = set(batch.unknown_fields), set(batch.missing_fields)
+    if batch.bad_lines:
+        staged.rejected.append(bad_line_records(batch.bad_lines, source_file, day))
+    if not batch.rows:
+        return
+    raw = batch.records.reset_index(drop=True)
+    del batch
+    rows = FileRows(raw, source_file, source_of(source_file), key, day, _pseudonyms(key))
+    for start in range(0, len(raw), one_day.STAGE_SLICE_ROWS):
+        frame, bad = rows.stage_slice(start)
+        staged.rejected.extend(bad)
+        yield frame
 
 
 def _stage_block(
@@ -122,36 +147,13 @@ def _stage_block(
     block: tuple[int, bytes, int],
     seq: int,
 ) -> _StagedBlock:
-    """Parse, type and check one block of a raw file, as `stage_day` does a slice, and spill
-    its rows to one piece per bucket, named by the block's place in the day."""
-    first_line, text, lines = block
-    batch = parse_block(text, first_line, lines)
-    del text, block
-    rejected: list[pd.DataFrame] = []
-    if batch.bad_lines:
-        rejected.append(bad_line_records(batch.bad_lines, source_file, day))
-    staged = _StagedBlock(
-        seq=seq,
-        raw_records=batch.rows + len(batch.bad_lines),
-        rows=batch.rows,
-        spilled=0,
-        schema=None,
-        unknown=set(batch.unknown_fields),
-        missing=set(batch.missing_fields),
-        rejected=rejected,
-    )
-    if not batch.rows:
-        return staged
-    pseudonyms = _pseudonyms(key)
-    raw = batch.records.reset_index(drop=True)
-    del batch
-    rows = FileRows(raw, source_file, source_of(source_file), key, day, pseudonyms)
-    for start in range(0, len(raw), one_day.STAGE_SLICE_ROWS):
-        frame, bad = rows.stage_slice(start)
+    """A block staged (`staged_slices`), its rows spilled to one piece per bucket, named by
+    the block's place in the day."""
+    staged = _StagedBlock(seq)
+    for part, frame in enumerate(staged_slices(key, day, source_file, block, staged)):
         table = pa.Table.from_pandas(frame[STAGING_COLUMNS], preserve_index=False)
         staged.schema = staged.schema or table.schema
-        staged.spilled += _spill_pieces(folder, buckets, seq, start, table)
-        rejected.extend(bad)
+        staged.spilled += _spill_pieces(folder, buckets, seq, part, table)
     return staged
 
 
@@ -166,7 +168,7 @@ def _pseudonyms(key: bytes) -> dict[str, str]:
     return memo
 
 
-def _spill_pieces(folder: Path, buckets: int, seq: int, start: int, table: pa.Table) -> int:
+def _spill_pieces(folder: Path, buckets: int, seq: int, part: int, table: pa.Table) -> int:
     """A slice's rows in one Arrow file per bucket they fall in; the rows spilled."""
     if not table.num_rows:
         return 0
@@ -176,7 +178,7 @@ def _spill_pieces(folder: Path, buckets: int, seq: int, start: int, table: pa.Ta
     bounds = np.searchsorted(codes[order], np.arange(buckets + 1))
     for bucket in np.flatnonzero(np.diff(bounds)):
         lo, hi = int(bounds[bucket]), int(bounds[bucket + 1])
-        path = folder / f"bucket-{int(bucket):04d}" / f"{seq:07d}-{start:09d}.arrow"
+        path = folder / f"bucket-{int(bucket):04d}" / f"{seq:07d}-{part:04d}.arrow"
         path.parent.mkdir(exist_ok=True)
         with pa.ipc.new_stream(str(path), table.schema) as writer:
             writer.write_table(table.slice(lo, hi - lo))
@@ -224,14 +226,32 @@ def _finished(future: Future) -> _StagedBlock:
         ) from None
 
 
-class _DayFile:
+class DayFile:
     """One raw file of the day, read block by block; what its blocks held is noted."""
 
-    def __init__(self, lake: LakeStore, source_file: str, day: dt.date) -> None:
-        self.lake, self.source_file, self.day = lake, source_file, day
+    def __init__(self, lake: LakeStore, source_file: str, key: bytes, day: dt.date) -> None:
+        self.lake, self.source_file, self.key, self.day = lake, source_file, key, day
         self.raw_records = self.rows = self.block_count = 0
+        self.block = -1
         self.unknown: set[str] = set()
         self.missing = set(CORE_FIELDS)
+
+    def stage(
+        self, block_bytes: int, sink, rejected: list[pd.DataFrame], share: tuple[int, int] = (0, 1)
+    ) -> None:
+        """Stage the file's blocks here, each slice's rows to `sink.add` (`block` numbers
+        the block they come from). `share` (n, of) stages every `of`-th block from the n-th
+        only: the Spark engine gives one file's blocks to several tasks."""
+        number, of = share
+        for block in self.blocks(block_bytes):
+            self.block = self.block_count - 1
+            if self.block % of != number:
+                continue
+            staged = _StagedBlock(self.block)
+            for frame in staged_slices(self.key, self.day, self.source_file, block, staged):
+                sink.add(frame)
+            del block
+            self.add(staged, rejected)
 
     def blocks(self, block_bytes: int) -> Iterator[tuple[int, bytes, int]]:
         with (
@@ -252,16 +272,13 @@ class _DayFile:
                 f"raw file {self.lake.uri(self.source_file)} is unreadable as a whole: {exc}"
             ) from exc
 
-    def add(self, staged: _StagedBlock, spill: "_Spill", rejected: list[pd.DataFrame]) -> None:
+    def add(self, staged: _StagedBlock, rejected: list[pd.DataFrame]) -> None:
         self.raw_records += staged.raw_records
         self.unknown |= staged.unknown
         rejected.extend(staged.rejected)
         if staged.rows:
             self.rows += staged.rows
             self.missing &= staged.missing
-        spill.rows += staged.spilled
-        if spill.schema is None and staged.schema is not None:
-            spill.schema = staged.schema
 
     def note(self, result: StagedDay) -> None:
         """The file's drift and whether it had records, as `note_file` notes a whole file."""
@@ -281,6 +298,12 @@ class _Spill:
         self.folder, self.buckets = folder, buckets
         self.schema: pa.Schema | None = None
         self.rows = self.blocks = 0
+
+    def note(self, staged: _StagedBlock) -> None:
+        """A block's spilled rows, and the day's schema from the first block with rows."""
+        self.rows += staged.spilled
+        if self.schema is None and staged.schema is not None:
+            self.schema = staged.schema
 
     def write(self, lake: LakeStore, day: dt.date) -> tuple[int, int]:
         """Each bucket de-duplicated and sorted into the day's Parquet file, in prefix order;
