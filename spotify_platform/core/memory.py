@@ -8,6 +8,8 @@ held after staging with nothing alive, 0.4 GiB after this).
 
 import ctypes
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pyarrow as pa
 
@@ -37,3 +39,16 @@ def return_free_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass  # not glibc: its allocator returns memory its own way
+
+
+@contextmanager
+def settled_heap() -> Iterator[None]:
+    """Leave the objects alive now (modules, definitions, the instance) out of every
+    collection until the block ends: a full collection then walks only what the block made.
+    In a run, that is a tenth of a second or more saved at each big day's collection."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -19,6 +19,7 @@ from spotify_platform.core.dashboard import insights
 from spotify_platform.core.kpis.measures import query
 from spotify_platform.core.lake.ingest import ImportReport, import_history
 from spotify_platform.core.lake.layout import dashboard_key
+from spotify_platform.core.memory import settled_heap
 from spotify_platform.defs.event_storage import ensure_instance_settings
 from spotify_platform.defs.partitions import range_tags
 from spotify_platform.defs.resources import resolved
@@ -61,12 +62,13 @@ def run_range(
 
         defs = build_definitions()
     job = defs.resolve_job_def("daily_pipeline")
-    result = job.execute_in_process(
-        run_config=QUIET_RUN_CONFIG if quiet else None,
-        instance=instance or local_instance(),
-        tags=range_tags(first, last),
-        raise_on_error=False,
-    )
+    with settled_heap():
+        result = job.execute_in_process(
+            run_config=QUIET_RUN_CONFIG if quiet else None,
+            instance=instance or local_instance(),
+            tags=range_tags(first, last),
+            raise_on_error=False,
+        )
     if not result.success:
         for event in result.all_events:
             if event.is_failure and event.step_key:

@@ -11,6 +11,7 @@ from dagster import DagsterInstance
 
 from spotify_platform.core.contracts.tables import TABLES
 from spotify_platform.definitions import build_definitions
+from spotify_platform.defs.event_storage import ensure_instance_settings
 from spotify_platform.defs.resources import (
     IdentityResource,
     LakeResource,
@@ -21,7 +22,7 @@ from spotify_platform.defs.resources.catalog import OfflineCatalogResource
 from spotify_platform.defs.resources.spotify_accounts import SpotifyAccountsResource
 from spotify_platform.defs.runs import run_range
 from tools.bench.measure import RssSampler
-from tools.bench.settings import HMAC_KEY, QUIET_INSTANCE, SEED
+from tools.bench.settings import HMAC_KEY, SEED
 
 STEP_STAGES = {
     "lake__raw_listening_events": "raw (list landed files)",
@@ -91,7 +92,9 @@ def platform_worker(spec: dict) -> dict:
     defs = build_definitions(resources)
     ranges = [(first, last)] if spec.get("single_run", True) else each_day(first, last)
     with tempfile.TemporaryDirectory() as home, RssSampler() as sampler:
-        instance = DagsterInstance.local_temp(home, overrides=QUIET_INSTANCE)
+        # The instance `spotify-platform run` makes (`make instance`): its event log batched.
+        ensure_instance_settings(home)
+        instance = DagsterInstance.from_config(home)
         started = time.time()
         for a, b in ranges:
             if not run_range(a, b, defs=defs, instance=instance):

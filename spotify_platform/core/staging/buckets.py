@@ -194,7 +194,9 @@ def _block_runner(workers: int) -> Iterator[Callable[[Iterator[tuple]], Iterator
         return
     context = multiprocessing.get_context("fork")
     # Objects the collector does not walk stay shared with the workers, rather than copied
-    # into each one as its collector touches them.
+    # into each one as its collector touches them. A run may have frozen the heap already
+    # (`settled_heap`): it thaws it when it ends.
+    thaw = gc.get_freeze_count() == 0
     gc.freeze()
     try:
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
@@ -213,7 +215,8 @@ def _block_runner(workers: int) -> Iterator[Callable[[Iterator[tuple]], Iterator
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
     finally:
-        gc.unfreeze()
+        if thaw:
+            gc.unfreeze()
 
 
 def _finished(future: Future) -> _StagedBlock:
