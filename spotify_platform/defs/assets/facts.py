@@ -72,24 +72,40 @@ def _load_batches(
     read, chunk by chunk; built, a bucket of its `key` values at a time (`buckets`), which
     makes the same rows. Days without staged rows lose any rows they had.
     """
-    per_day: dict[str, int] = {}
-    watch, plays = Stopwatch(len(days)), 0
+    loader = _Loader(warehouse, table, days, log)
     for batch in batches:
-        plays += batch.rows
+        with _built(batch, build, key, warehouse.chunk_rows) as frames:
+            loader.load(batch, frames)
+    return loader.per_day
+
+
+class _Loader:
+    """One table's batches loaded one transaction each: rows per day, progress, and a clear
+    failure naming what stays loaded when the warehouse goes away."""
+
+    def __init__(
+        self, warehouse: WarehouseResource, table: str, days: list[dt.date], log: Log | None
+    ) -> None:
+        self.warehouse, self.table, self.days, self.log = warehouse, table, days, log
+        self.per_day: dict[str, int] = {}
+        self.watch, self.plays = Stopwatch(len(days)), 0
+
+    def load(self, batch: StagedBatch, frames: Callable[[], Iterator[pd.DataFrame]]) -> None:
+        self.plays += batch.rows
         counts: Counter[pd.Timestamp] = Counter()
         try:
-            with _built(batch, build, key, warehouse.chunk_rows) as frames:
-                parts = partial(_counted, frames, counts)
-                rows = warehouse.replace_days_in_parts(table, batch.days, parts)
+            parts = partial(_counted, frames, counts)
+            rows = self.warehouse.replace_days_in_parts(self.table, batch.days, parts)
         except WarehouseUnavailable as exc:
-            raise _lost_warehouse(exc, table, batch.days, sorted(per_day), len(days)) from None
-        per_day.update({d.isoformat(): int(counts[pd.Timestamp(d)]) for d in batch.days})
+            done, total = sorted(self.per_day), len(self.days)
+            raise _lost_warehouse(exc, self.table, batch.days, done, total) from None
+        self.per_day.update({d.isoformat(): int(counts[pd.Timestamp(d)]) for d in batch.days})
         release_memory(max(rows, batch.rows))
-        if log is not None:
+        if self.log is not None:
             first, last = batch.days[0], batch.days[-1]
             span = f"{first}" if first == last else f"{first}..{last}"
-            log(watch.progress(f"{table}: {span} loaded ({rows:,} rows)", len(per_day), plays))
-    return per_day
+            line = f"{self.table}: {span} loaded ({rows:,} rows)"
+            self.log(self.watch.progress(line, len(self.per_day), self.plays))
 
 
 def _counted(
@@ -234,11 +250,11 @@ def warehouse_facts(
             load = partial(_load_facts, lake, warehouse, days, relay.put if beside else relay.log)
             facts = pool.submit(load) if beside else _done(load())
         try:
-            for aggregate in AGGREGATES:
-                if aggregate.key in selected:
-                    log = relay.beside(step_log(context, aggregate.table))
-                    per_day = _load_aggregate(lake, warehouse, days, aggregate, log)
-                    _partition_row_counts(context, per_day, aggregate.key)
+            for group in _by_split_key([a for a in AGGREGATES if a.key in selected]):
+                logs = {a.table: relay.beside(step_log(context, a.table)) for a in group}
+                loaded = _load_aggregates(lake, warehouse, days, group, logs)
+                for aggregate in group:
+                    _partition_row_counts(context, loaded[aggregate.table], aggregate.key)
                     yield MaterializeResult(asset_key=aggregate.key)
         except Failure as failed:
             raise _both_failed(facts, failed) from None
@@ -316,24 +332,55 @@ def _load_facts(
     return per_day, time.monotonic() - started
 
 
-def _load_aggregate(
+def _by_split_key(chosen: list[Aggregate]) -> list[list[Aggregate]]:
+    """The aggregates in groups that split a big day by the same key (four by account)."""
+    groups: dict[str, list[Aggregate]] = {}
+    for aggregate in chosen:
+        groups.setdefault(buckets.SPLIT_BY[aggregate.table], []).append(aggregate)
+    return list(groups.values())
+
+
+def _load_aggregates(
     lake: LakeResource,
     warehouse: WarehouseResource,
     days: list[dt.date],
-    aggregate: Aggregate,
-    log: Log,
-) -> dict[str, int]:
-    """An aggregate's rows for the days, computed from the staged days (the facts' own rows,
-    as `fact_streams_reconcile` proves) rather than by scanning the facts."""
-    return _load_batches(
-        warehouse,
-        aggregate.table,
-        days,
-        staged_batches(lake, days, aggregate.columns, warehouse.batch_rows, warehouse.chunk_rows),
-        lambda staged: aggregate.model.validate(aggregate.build(staged)),
-        key=buckets.SPLIT_BY[aggregate.table],
-        log=log,
-    )
+    group: list[Aggregate],
+    logs: dict[str, Log],
+) -> dict[str, dict[str, int]]:
+    """Each aggregate's rows for the days, computed from the staged days (the facts' own rows,
+    as `fact_streams_reconcile` proves) rather than by scanning the facts; rows per table and
+    day. A group that splits by one key reads the staged days once, and spills a big day
+    into buckets of that key once, for all its tables; each table is still its own
+    transaction per batch."""
+    columns = list(dict.fromkeys(c for aggregate in group for c in aggregate.columns))
+    key, chunk_rows = buckets.SPLIT_BY[group[0].table], warehouse.chunk_rows
+    loaders = {a.table: _Loader(warehouse, a.table, days, logs[a.table]) for a in group}
+    for batch in staged_batches(lake, days, columns, warehouse.batch_rows, chunk_rows):
+        with _staged_once(batch, key, chunk_rows) as frames:
+            for aggregate in group:
+                loaders[aggregate.table].load(batch, partial(_each_built, frames, aggregate))
+    return {table: loader.per_day for table, loader in loaders.items()}
+
+
+@contextmanager
+def _staged_once(
+    batch: StagedBatch, key: str, chunk_rows: int
+) -> Iterator[Callable[[], Iterator[pd.DataFrame]]]:
+    """A batch's staged rows for several builds: small days read once and kept (a batch's
+    worth at most); a big day spilled once into buckets of `key`, read bucket by bucket."""
+    if not batch.chunked:
+        frames = list(batch.frames())
+        yield lambda: iter(frames)
+    else:
+        with buckets.spilled(batch.tables(), key, batch.buckets(chunk_rows)) as paths:
+            yield lambda: buckets.bucket_frames(paths)
+
+
+def _each_built(
+    frames: Callable[[], Iterator[pd.DataFrame]], aggregate: Aggregate
+) -> Iterator[pd.DataFrame]:
+    for frame in frames():
+        yield aggregate.model.validate(aggregate.build(frame[aggregate.columns]))
 
 
 def _partition_row_counts(
