@@ -68,7 +68,7 @@ def stage_day_in_buckets(
         with spill:
             pseudonyms: dict[str, str] = {}
             for source_file in sorted(raw_keys):
-                day_file = _DayFile(lake, source_file, key, day, pseudonyms)
+                day_file = DayFile(lake, source_file, key, day, pseudonyms)
                 day_file.stage(block_bytes, spill, rejected)
                 day_file.note(result)
                 result.raw_records += day_file.raw_records
@@ -77,7 +77,7 @@ def stage_day_in_buckets(
     return result
 
 
-class _DayFile:
+class DayFile:
     """One raw file of the day, staged block by block; what it holds is noted as it goes."""
 
     def __init__(

@@ -1,0 +1,171 @@
+"""The Spark engine's driver: a range of days staged, and their per-day aggregates built, by
+Spark tasks over the lake, writing the files the pandas engine writes.
+
+Raw files are the unit of work (`tasks.stage_files`); Spark then keeps each day's first row
+of every event id in arrival order (files in key order, then their rows), as the pandas
+engine does, writes each day's rows in event id order as one Parquet file, and builds the
+aggregates over rows partitioned by the key each is split by. The quarantine and the day's
+stats are written by the pandas engine's own `write_staged`.
+"""
+
+import datetime as dt
+import os
+import pickle
+from collections.abc import Callable
+from functools import partial
+
+import pandas as pd
+from pyspark import StorageLevel, TaskContext
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from spotify_platform.core.lake.layout import AGGREGATES_ROOT, RAW_ROOT, staging_key
+from spotify_platform.core.lake.store import Lake
+from spotify_platform.core.staging.lake_io import clear_staged, write_staged
+from spotify_platform.core.staging.one_day import StagedDay, empty_candidates
+from spotify_platform.core.staging.quarantine import day_quarantine
+from spotify_platform.spark import tasks
+
+# Rows per partition the aggregates are built in: one task's frame and builder memory.
+AGGREGATE_PARTITION_ROWS = int(os.environ.get("SPARK_AGGREGATE_PARTITION_ROWS", 2_000_000))
+
+
+def spark_session(master: str | None = None, app: str = "spotify-platform-staging") -> SparkSession:
+    """The job's session; `master` only when not set by spark-submit (tests, tools)."""
+    builder = SparkSession.builder.appName(app)
+    if master:
+        builder = builder.master(master)
+    return builder.getOrCreate()
+
+
+def stage_days_on_spark(
+    spark: SparkSession,
+    lake: dict,
+    key: bytes,
+    days: list[dt.date],
+    log: Callable[[str], None] | None = None,
+) -> dict[dt.date, dict]:
+    """Stage every one of `days` that has raw files, and write its four aggregates; the stats
+    of each (`lake_io.day_stats`), as `stage_lake_days` gives them. `lake` is the keyword
+    arguments of the lake's `Lake`."""
+    say = log or (lambda line: None)
+    store = Lake(**lake)
+    raw = store.keys_by_day(RAW_ROOT, days)
+    present = [day for day in days if day in raw]
+    absent = [day for day in days if day not in raw]
+    clear_staged(store, absent)
+    _clear_aggregates(store, days)
+    if not present:
+        return {}
+    files = [
+        (day.isoformat(), rank, source_file)
+        for day in present
+        for rank, source_file in enumerate(sorted(raw[day]))
+    ]
+    work = spark.createDataFrame(files, "_day string, _rank int, key string")
+    work = work.repartition(len(files))
+    staged = work.mapInArrow(
+        partial(tasks.stage_files, lake=lake, key=key), tasks.spark_ddl(tasks.CANDIDATES)
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        notes = _notes(staged)
+        say(f"staged {len(files)} raw files of {len(present)} days")
+        kept = _first_of_each_id(staged.where(F.col("_note").isNull()))
+        kept = kept.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            written = _write_days(kept, lake, notes)
+            say(f"wrote {sum(written.values()):,} staged rows")
+            _build_aggregates(spark, kept, lake, sum(written.values()))
+            say("wrote the aggregates " + ", ".join(tasks.AGGREGATES))
+        finally:
+            kept.unpersist()
+    finally:
+        staged.unpersist()
+    return {day: _finish_day(store, day, notes[day], written.get(day, 0)) for day in present}
+
+
+def _notes(staged: DataFrame) -> dict[dt.date, list[dict]]:
+    """Each day's file notes, in file order."""
+    rows = staged.where(F.col("_note").isNotNull()).select("_day", "_rank", "_note").collect()
+    notes: dict[dt.date, list[tuple[int, dict]]] = {}
+    for row in rows:
+        day = dt.date.fromisoformat(row["_day"])
+        notes.setdefault(day, []).append((row["_rank"], pickle.loads(row["_note"])))
+    return {
+        day: [note for _, note in sorted(found, key=lambda n: n[0])] for day, found in notes.items()
+    }
+
+
+def _first_of_each_id(rows: DataFrame) -> DataFrame:
+    """The first row of each event id of a day, in arrival order (file, then row)."""
+    first = Window.partitionBy("_day", "event_id").orderBy("_rank", "_seq")
+    return (
+        rows.withColumn("_n", F.row_number().over(first))
+        .where(F.col("_n") == 1)
+        .drop("_n", "_rank", "_seq", "_note")
+    )
+
+
+def _write_days(
+    kept: DataFrame, lake: dict, notes: dict[dt.date, list[dict]]
+) -> dict[dt.date, int]:
+    """Each day's rows in event id order as its staged file; rows written per day. Days whose
+    rows were all quarantined get an empty file, as in the pandas engine."""
+    day_rows = {
+        day.isoformat(): sum(note["candidates"] for note in found) for day, found in notes.items()
+    }
+    ordered = kept.repartition("_day").sortWithinPartitions("_day", "event_id")
+    written = ordered.mapInArrow(
+        partial(tasks.write_days, lake=lake, day_rows=day_rows), "day string, rows bigint"
+    ).collect()
+    counts = {dt.date.fromisoformat(row["day"]): row["rows"] for row in written}
+    store = Lake(**lake)
+    for day in notes:
+        if day not in counts:
+            store.write_parquet(staging_key(day), empty_candidates())
+    return counts
+
+
+def _build_aggregates(spark: SparkSession, kept: DataFrame, lake: dict, rows: int) -> None:
+    partitions = max(
+        int(spark.conf.get("spark.sql.shuffle.partitions")), -(-rows // AGGREGATE_PARTITION_ROWS)
+    )
+    for table, (columns, _, split) in tasks.AGGREGATES.items():
+        needed = ["_day", "event_id", *(c for c in columns if c != "dt")]
+        spread = (
+            kept.select(*dict.fromkeys(needed))
+            .repartition(partitions, "_day", split)
+            .sortWithinPartitions("_day", "event_id")
+        )
+        spread.mapInArrow(
+            partial(_aggregate_parts, lake=lake, table=table), "day string, rows bigint"
+        ).collect()
+
+
+def _aggregate_parts(batches, lake: dict, table: str):
+    part = TaskContext.get().partitionId()
+    return tasks.build_aggregate_parts(batches, lake, table, part)
+
+
+def _clear_aggregates(store: Lake, days: list[dt.date]) -> None:
+    """The days' aggregate parts of an earlier run go: a part a new run does not write again
+    (its keys fell to another task) must not be read as the day's."""
+    for table in tasks.AGGREGATES:
+        for keys in store.keys_by_day(f"{AGGREGATES_ROOT}{table}/", days).values():
+            for key in keys:
+                store.delete(key)
+
+
+def _finish_day(store: Lake, day: dt.date, notes: list[dict], written: int) -> dict:
+    """The day's quarantine and stats written as the pandas engine writes them; the stats."""
+    staged = StagedDay(day=day, streams=pd.DataFrame(), quarantine=pd.DataFrame())
+    rejected = [part for note in notes for part in note["rejected"]]
+    for note in notes:
+        staged.raw_records += note["raw_records"]
+        staged.files.extend(note["files"])
+        staged.unknown_fields.update(note["unknown_fields"])
+        staged.missing_fields.update(note["missing_fields"])
+    staged.written_rows = written
+    staged.duplicates = sum(note["candidates"] for note in notes) - written
+    staged.quarantine = day_quarantine(rejected, day)
+    return write_staged(store, day, staged)
