@@ -26,10 +26,12 @@ from spotify_platform.core.contracts.schemas import (
     AggTrackDaily,
 )
 from spotify_platform.core.kpis import aggregates, buckets, lifecycle, sessions
-from spotify_platform.core.lake.chunks import StagedBatch, staged_batches
+from spotify_platform.core.lake.aggregated import AGGREGATE_KEYS, aggregate_batches
+from spotify_platform.core.lake.chunks import StagedBatch, no_fact_rows, staged_batches
 from spotify_platform.core.memory import release_memory
 from spotify_platform.core.progress import Log, Stopwatch
 from spotify_platform.core.warehouse.connection import WarehouseUnavailable
+from spotify_platform.defs.engine import aggregates_from_lake, fact_streams_mode
 from spotify_platform.defs.partitions import daily_partitions, days_of
 from spotify_platform.defs.progress import step_log
 from spotify_platform.defs.resources.lake import LakeResource
@@ -127,6 +129,8 @@ def fact_streams(
 
     days = days_of(context)
     batches = staged_batches(lake, days, None, warehouse.batch_rows, warehouse.chunk_rows)
+    if fact_streams_mode() == "skip":
+        batches = no_fact_rows(days)
     per_day = _load_batches(warehouse, "fact_streams", days, batches, log=step_log(context))
     _partition_row_counts(context, per_day)
     context.log.info(f"fact_streams: {sum(per_day.values())} rows over {len(per_day)} days")
@@ -161,12 +165,21 @@ def _aggregate_asset(
         context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
     ) -> MaterializeResult:
         days = days_of(context)
+        batches = staged_batches(lake, days, columns, warehouse.batch_rows, warehouse.chunk_rows)
+
+        def built(staged: pd.DataFrame) -> pd.DataFrame:
+            return model.validate(build(staged))
+
+        if aggregates_from_lake() and table in AGGREGATE_KEYS:
+            # Written to the lake by the Spark engine as it staged the days.
+            batches = aggregate_batches(lake, table, days, warehouse.batch_rows)
+            built = model.validate
         per_day = _load_batches(
             warehouse,
             table,
             days,
-            staged_batches(lake, days, columns, warehouse.batch_rows, warehouse.chunk_rows),
-            lambda staged: model.validate(build(staged)),
+            batches,
+            built,
             key=buckets.SPLIT_BY[table],
             log=step_log(context),
         )
