@@ -32,5 +32,7 @@ def local_session():
         .config("spark.default.parallelism", "4")
         .config("spark.driver.memory", "1g")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.log.level", "WARN")
         .getOrCreate()
     )

@@ -156,6 +156,8 @@ def spark_submit_command(settings: SparkSettings) -> list[str]:
         "spark.ui.enabled=false",
         "--conf",
         "spark.log.level=WARN",
+        "--conf",
+        "spark.ui.showConsoleProgress=false",
         str(job_path()),
     ]
 
