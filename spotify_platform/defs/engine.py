@@ -21,6 +21,7 @@ from pathlib import Path
 
 from dagster import AssetExecutionContext, Failure, PipesSubprocessClient
 
+from spotify_platform.core.lake.aggregated import clear_aggregates
 from spotify_platform.core.lake.layout import staging_stats_key
 from spotify_platform.core.lake.store import LakeStore
 from spotify_platform.core.progress import Log
@@ -97,6 +98,8 @@ def stage_range(
 ) -> dict[dt.date, dict]:
     """Stage `days` with the configured engine; the stats of each day that had raw files."""
     if processing_engine() == "pandas":
+        # Parts a Spark run wrote for these days would be stale once they are staged again.
+        clear_aggregates(lake, days)
         return stage_lake_days(lake, key, days, log=log)
     settings = SparkSettings.from_env()
     extras = {

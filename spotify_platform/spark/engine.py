@@ -16,10 +16,11 @@ from functools import partial
 
 import pandas as pd
 from pyspark import StorageLevel, TaskContext
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spotify_platform.core.lake.layout import AGGREGATES_ROOT, RAW_ROOT, staging_key
+from spotify_platform.core.lake.aggregated import clear_aggregates
+from spotify_platform.core.lake.layout import RAW_ROOT, aggregate_done_key, staging_key
 from spotify_platform.core.lake.store import Lake
 from spotify_platform.core.staging.lake_io import clear_staged, write_staged
 from spotify_platform.core.staging.one_day import StagedDay, empty_candidates
@@ -54,7 +55,7 @@ def stage_days_on_spark(
     present = [day for day in days if day in raw]
     absent = [day for day in days if day not in raw]
     clear_staged(store, absent)
-    _clear_aggregates(store, days)
+    clear_aggregates(store, days)
     if not present:
         return {}
     files = [
@@ -70,17 +71,16 @@ def stage_days_on_spark(
     try:
         notes = _notes(staged)
         say(f"staged {len(files)} raw files of {len(present)} days")
-        kept = _first_of_each_id(staged.where(F.col("_note").isNull()))
-        kept = kept.persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            written = _write_days(kept, lake, notes)
-            say(f"wrote {sum(written.values()):,} staged rows")
-            _build_aggregates(spark, kept, lake, sum(written.values()))
-            say("wrote the aggregates " + ", ".join(tasks.AGGREGATES))
-        finally:
-            kept.unpersist()
+        written = _write_days(staged.where(F.col("_note").isNull()).drop("_note"), lake, notes)
     finally:
         staged.unpersist()
+    say(f"wrote {sum(written.values()):,} staged rows")
+    with_rows = [day for day in present if written.get(day)]
+    _build_aggregates(spark, lake, with_rows, sum(written.values()))
+    for table in tasks.AGGREGATES:
+        for day in present:
+            store.write_bytes(aggregate_done_key(table, day), b"")
+    say("wrote the aggregates " + ", ".join(tasks.AGGREGATES))
     return {day: _finish_day(store, day, notes[day], written.get(day, 0)) for day in present}
 
 
@@ -96,25 +96,17 @@ def _notes(staged: DataFrame) -> dict[dt.date, list[dict]]:
     }
 
 
-def _first_of_each_id(rows: DataFrame) -> DataFrame:
-    """The first row of each event id of a day, in arrival order (file, then row)."""
-    first = Window.partitionBy("_day", "event_id").orderBy("_rank", "_seq")
-    return (
-        rows.withColumn("_n", F.row_number().over(first))
-        .where(F.col("_n") == 1)
-        .drop("_n", "_rank", "_seq", "_note")
-    )
-
-
 def _write_days(
-    kept: DataFrame, lake: dict, notes: dict[dt.date, list[dict]]
+    rows: DataFrame, lake: dict, notes: dict[dt.date, list[dict]]
 ) -> dict[dt.date, int]:
-    """Each day's rows in event id order as its staged file; rows written per day. Days whose
-    rows were all quarantined get an empty file, as in the pandas engine."""
+    """Each day's rows in event id order as its staged file, the first of each id in arrival
+    order (file, then row) kept; rows written per day. One shuffle and sort does both: a
+    day's rows meet in one task, sorted by id and then arrival. Days whose rows were all
+    quarantined get an empty file, as in the pandas engine."""
     day_rows = {
         day.isoformat(): sum(note["candidates"] for note in found) for day, found in notes.items()
     }
-    ordered = kept.repartition("_day").sortWithinPartitions("_day", "event_id")
+    ordered = rows.repartition("_day").sortWithinPartitions("_day", "event_id", "_rank", "_seq")
     written = ordered.mapInArrow(
         partial(tasks.write_days, lake=lake, day_rows=day_rows), "day string, rows bigint"
     ).collect()
@@ -126,34 +118,35 @@ def _write_days(
     return counts
 
 
-def _build_aggregates(spark: SparkSession, kept: DataFrame, lake: dict, rows: int) -> None:
+def _build_aggregates(spark: SparkSession, lake: dict, days: list[dt.date], rows: int) -> None:
+    """The aggregates of the staged files of `days`, read back as the warehouse asset reads
+    them, each built over rows partitioned by the key its table is split by."""
+    if not days:
+        return
+    # Staged instants are nanoseconds, which Spark's timestamps cannot hold: read as int64.
+    spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+    store = Lake(**lake)
+    staged = spark.read.parquet(*(store.uri(staging_key(day)) for day in days))
+    staged = staged.withColumn("_day", F.date_format("dt", "yyyy-MM-dd"))
     partitions = max(
         int(spark.conf.get("spark.sql.shuffle.partitions")), -(-rows // AGGREGATE_PARTITION_ROWS)
     )
     for table, (columns, _, split) in tasks.AGGREGATES.items():
         needed = ["_day", "event_id", *(c for c in columns if c != "dt")]
         spread = (
-            kept.select(*dict.fromkeys(needed))
+            staged.select(*dict.fromkeys(needed))
             .repartition(partitions, "_day", split)
             .sortWithinPartitions("_day", "event_id")
         )
         spread.mapInArrow(
-            partial(_aggregate_parts, lake=lake, table=table), "day string, rows bigint"
+            partial(_aggregate_parts, lake=lake, table=table),
+            "day string, rows bigint",
         ).collect()
 
 
 def _aggregate_parts(batches, lake: dict, table: str):
     part = TaskContext.get().partitionId()
     return tasks.build_aggregate_parts(batches, lake, table, part)
-
-
-def _clear_aggregates(store: Lake, days: list[dt.date]) -> None:
-    """The days' aggregate parts of an earlier run go: a part a new run does not write again
-    (its keys fell to another task) must not be read as the day's."""
-    for table in tasks.AGGREGATES:
-        for keys in store.keys_by_day(f"{AGGREGATES_ROOT}{table}/", days).values():
-            for key in keys:
-                store.delete(key)
 
 
 def _finish_day(store: Lake, day: dt.date, notes: list[dict], written: int) -> dict:

@@ -211,16 +211,18 @@ def _by_day(batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[dt.date, Iterat
 def write_days(
     batches: Iterable[pa.RecordBatch], lake: dict, day_rows: dict[str, int]
 ) -> Iterator[pa.RecordBatch]:
-    """Write each day of a partition sorted by day and event id to its staged Parquet file,
-    part by part as it comes; one (day, rows) row per day written."""
+    """Write each day of a partition sorted by day, event id and arrival to its staged Parquet
+    file, part by part as it comes, keeping the first row of each id (as `finish_day` keeps
+    it); one (day, rows) row per day written."""
     store = Lake(**lake)
     for day, tables in _by_day(batches):
         codec = "zstd" if day_rows[day.isoformat()] >= ZSTD_FROM_ROWS else "snappy"
-        written = 0
+        written, last = 0, None
         with store.written_file(staging_key(day)) as path:
             writer: pq.ParquetWriter | None = None
             try:
                 for table in tables:
+                    table, last = _first_of_each_id(table, last)
                     rows = pa.Table.from_pandas(staged_frame(table, day), preserve_index=False)
                     if writer is None:
                         writer = pq.ParquetWriter(str(path), rows.schema, compression=codec)
@@ -230,6 +232,17 @@ def write_days(
                 if writer is not None:
                     writer.close()
         yield pa.record_batch({"day": [day.isoformat()], "rows": pa.array([written], pa.int64())})
+
+
+def _first_of_each_id(table: pa.Table, last: str | None) -> tuple[pa.Table, str | None]:
+    """Rows sorted by id then arrival without those repeating the id before them (`last`: the
+    id that ended the previous part); and the id this part ends with."""
+    if not table.num_rows:
+        return table, last
+    ids = table.column("event_id").combine_chunks()
+    previous = pa.concat_arrays([pa.array([last], ids.type), ids.slice(0, len(ids) - 1)])
+    repeated = pc.fill_null(pc.equal(ids, previous), False)
+    return table.filter(pc.invert(repeated)), ids[-1].as_py()
 
 
 def build_aggregate_parts(

@@ -12,7 +12,8 @@ import pyarrow as pa
 
 from spotify_platform.core.kpis.aggregates import HOURLY_KEYS
 from spotify_platform.core.lake.chunks import StagedBatch
-from spotify_platform.core.lake.layout import AGGREGATES_ROOT
+from spotify_platform.core.lake.layout import AGGREGATES_ROOT, aggregate_done_key
+from spotify_platform.core.lake.staged import staged_days
 from spotify_platform.core.lake.store import LakeStore
 
 # Each lake aggregate's grouping keys: the order of its rows.
@@ -25,9 +26,24 @@ AGGREGATE_KEYS = {
 
 
 def aggregate_parts(lake: LakeStore, table: str, days: list[dt.date]) -> dict[dt.date, list[str]]:
-    """The keys of each day's parts, for the days of `days` that have any."""
+    """The keys of each day's parts, for the days of `days` whose aggregate was written whole
+    (its `_SUCCESS` marker is there; a day without plays for the table has no part)."""
     found = lake.keys_by_day(f"{AGGREGATES_ROOT}{table}/", days)
-    return {day: sorted(k for k in keys if k.endswith(".parquet")) for day, keys in found.items()}
+    return {
+        day: sorted(k for k in keys if k.endswith(".parquet"))
+        for day, keys in found.items()
+        if aggregate_done_key(table, day) in keys
+    }
+
+
+def clear_aggregates(lake: LakeStore, days: list[dt.date]) -> None:
+    """The days' aggregate parts go: staging a day again (with either engine) makes any parts
+    an earlier Spark run wrote stale, and a part a new run does not write again (its keys fell
+    to another task) must never be read as the day's."""
+    for table in AGGREGATE_KEYS:
+        for keys in lake.keys_by_day(f"{AGGREGATES_ROOT}{table}/", days).values():
+            for key in keys:
+                lake.delete(key)
 
 
 def aggregate_day(
@@ -49,6 +65,12 @@ def aggregate_batches(
     """Every one of `days` in order, in batches of consecutive days of about `batch_rows`
     aggregate rows, as the warehouse loader takes staged rows (`chunks.staged_batches`)."""
     parts = aggregate_parts(lake, table, days)
+    missing = sorted(staged_days(lake, days) - set(parts))
+    if missing:
+        raise LookupError(
+            f"{table}: no aggregate parts in the lake for staged days {_span(missing)}; "
+            "stage them with PROCESSING_ENGINE=spark (the Spark engine writes them)"
+        )
     batch: list[dt.date] = []
     tables: list[pa.Table] = []
     weight = 0
@@ -63,3 +85,7 @@ def aggregate_batches(
             batch, tables, weight = [], [], 0
     if batch:
         yield StagedBatch(batch, weight, lambda tables=tables: iter(tables))
+
+
+def _span(days: list[dt.date]) -> str:
+    return ", ".join(d.isoformat() for d in days[:5]) + (" ..." if len(days) > 5 else "")

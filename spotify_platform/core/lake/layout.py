@@ -44,3 +44,8 @@ def aggregate_prefix(table: str, day: dt.date) -> str:
 def aggregate_part_key(table: str, day: dt.date, part: int) -> str:
     """One part of a day's aggregate rows: the rows of the split keys one Spark task held."""
     return f"{aggregate_prefix(table, day)}part-{part:05d}.parquet"
+
+
+def aggregate_done_key(table: str, day: dt.date) -> str:
+    """Written once all of a day's parts of `table` are: the day's aggregate is whole."""
+    return f"{aggregate_prefix(table, day)}_SUCCESS"
