@@ -18,10 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from spotify_platform.core.kpis.aggregates import HOURLY_KEYS
-from spotify_platform.core.lake.aggregated import aggregate_day
+from spotify_platform.core.lake.aggregated import aggregate_batches, aggregate_day
 from spotify_platform.core.lake.ingest import import_history
 from spotify_platform.core.lake.layout import (
     RAW_ROOT,
+    aggregate_done_key,
     aggregate_part_key,
     quarantine_key,
     raw_key,
@@ -29,7 +30,7 @@ from spotify_platform.core.lake.layout import (
     staging_stats_key,
 )
 from spotify_platform.core.lake.store import Lake, arrow_frame, parquet_bytes
-from spotify_platform.core.sources.raw import encode_jsonl_gz, encode_records
+from spotify_platform.core.sources.raw import decode, encode_jsonl_gz, encode_records
 from spotify_platform.core.sources.simulator import ListeningSimulator
 from spotify_platform.core.staging.lake_days import stage_lake_days
 from spotify_platform_tests import test_buckets
@@ -49,6 +50,7 @@ US_DST, EU_DST = dt.date(2026, 3, 8), dt.date(2026, 3, 29)
 EXPORTS = [dt.date(2022, 12, 31), dt.date(2023, 1, 1), dt.date(2023, 1, 2)]
 BAD_ONLY, EMPTY = dt.date(2026, 3, 10), dt.date(2026, 3, 11)
 DAYS = sorted([MIXED, US_DST, EU_DST, *EXPORTS, BAD_ONLY, EMPTY])
+SPARK_WAYS = ("spark", "shared")
 TABLES = {
     "agg_account_daily": ["dt", "account_id"],
     "agg_artist_daily": ["dt", "artist_id"],
@@ -69,6 +71,15 @@ def _edges(day: dt.date) -> list[dict]:
     ]
 
 
+def _replayed(frame: pd.DataFrame) -> list[dict]:
+    """Plays, then ten of them again from another device: the same events (same account, end,
+    content and duration), different rows, each repeat nearer the start of a later block of
+    20 kB than its first (so only the block, then the place, says which came first)."""
+    records = [json.loads(line) for line in decode(encode_jsonl_gz(frame.head(60))).splitlines()]
+    again = [{**record, "platform": "web_player"} for record in records[40:50]]
+    return records + again
+
+
 def _lake(root: Path, exports: Path) -> Lake:
     lake = Lake(url=f"file://{root}")
     for key, data in test_buckets._day_files().items():  # noqa: SLF001 - its day, reused
@@ -80,6 +91,7 @@ def _lake(root: Path, exports: Path) -> Lake:
         repeated = encode_jsonl_gz(pd.concat([frame.iloc[::3], frame.iloc[:5]]))
         lake.write_bytes(raw_key(day, "simulator", "again"), repeated)
         lake.write_bytes(raw_key(day, "export", "edges"), encode_records(_edges(day)))
+        lake.write_bytes(raw_key(day, "export", "replayed"), encode_records(_replayed(frame)))
     lake.write_bytes(raw_key(BAD_ONLY, "export", "broken"), gzip.compress(b"{oops\n\n[1]\n"))
     lake.write_bytes(staging_key(EMPTY), b"left by an earlier run")
     import_history(lake, [exports], account="alice", country="DE")
@@ -88,7 +100,11 @@ def _lake(root: Path, exports: Path) -> Lake:
 
 @pytest.fixture(scope="module")
 def lakes(tmp_path_factory):
-    """The same lake staged by each engine, with the stats each gave."""
+    """The same lake staged by each engine, with the stats each gave: the Spark engine with
+    its settings, and again with every raw file cut into blocks of a few lines shared by
+    three tasks (what a big file gets), so blocks, shares and files all meet duplicates."""
+    from spotify_platform.spark import engine
+
     folder = tmp_path_factory.mktemp("equality")
     exports = folder / "exports"
     shapes = {
@@ -99,46 +115,57 @@ def lakes(tmp_path_factory):
     }
     for name, records in shapes.items():
         write_json(exports / name, records)
-    pandas_lake, spark_lake = _lake(folder / "pandas", exports), _lake(folder / "spark", exports)
-    from spotify_platform.spark.engine import stage_days_on_spark
-
+    pandas_lake = _lake(folder / "pandas", exports)
+    spark_lakes = {name: _lake(folder / name, exports) for name in SPARK_WAYS}
     spark = local_session()
+    staged = {}
     try:
-        lines: list[str] = []
-        spark_stats = stage_days_on_spark(
-            spark, {"url": spark_lake.url}, KEY, DAYS, log=lines.append
-        )
+        for name, lake in spark_lakes.items():
+            with pytest.MonkeyPatch.context() as patch:
+                if name == "shared":
+                    patch.setattr(engine, "BLOCK_BYTES", 20_000)
+                    patch.setattr(engine, "SHARE_BYTES", 1)
+                    patch.setattr(engine, "MAX_SHARES", 3)
+                lines: list[str] = []
+                stats = engine.stage_days_on_spark(
+                    spark, {"url": lake.url}, KEY, DAYS, log=lines.append
+                )
+            staged[name] = (lake, stats, lines)
     finally:
         spark.stop()
     pandas_stats = stage_lake_days(pandas_lake, KEY, DAYS)
-    return pandas_lake, spark_lake, pandas_stats, spark_stats, lines
+    return {"pandas": (pandas_lake, pandas_stats, []), **staged}
 
 
 def test_the_lake_has_what_the_comparison_is_about(lakes):
-    pandas_lake, _, stats, _, _ = lakes
+    pandas_lake, stats, _ = lakes["pandas"]
     assert set(stats) == set(DAYS) - {EMPTY}
     assert stats[MIXED]["duplicates_removed"] == 7 and stats[MIXED]["quarantined_rows"] == 9
     for day in (US_DST, EU_DST):
-        assert stats[day]["duplicates_removed"] > 5 and len(stats[day]["files"]) == 3
+        assert stats[day]["duplicates_removed"] > 15 and len(stats[day]["files"]) == 4
     assert stats[BAD_ONLY]["staged_rows"] == 0 and stats[BAD_ONLY]["raw_records"] == 2
     assert sum(len(stats[d]["files"]) for d in EXPORTS) >= 6
     names = pq.read_table(pandas_lake.root / staging_key(MIXED)).column("track_name")
     assert {"Hoppípolla", "群青日和", "Ünïcødé 🎧"} <= set(names.to_pylist())
 
 
-def test_the_stats_are_the_pandas_engines(lakes):
-    pandas_lake, spark_lake, pandas_stats, spark_stats, lines = lakes
+@pytest.mark.parametrize("way", SPARK_WAYS)
+def test_the_stats_are_the_pandas_engines(lakes, way):
+    pandas_lake, pandas_stats, _ = lakes["pandas"]
+    spark_lake, spark_stats, lines = lakes[way]
     assert spark_stats == pandas_stats
     for day in pandas_stats:
         written = json.loads(spark_lake.read_bytes(staging_stats_key(day)))
         assert written == json.loads(pandas_lake.read_bytes(staging_stats_key(day)))
     files = sum(len(pandas_lake.keys_by_day(RAW_ROOT, [d]).get(d, {})) for d in DAYS)
-    assert lines[0] == f"staged {files} raw files of {len(pandas_stats)} days"
+    tasks = files if way == "spark" else 3 * files
+    assert lines[0] == f"staged {files} raw files of {len(pandas_stats)} days in {tasks} tasks"
 
 
+@pytest.mark.parametrize("way", SPARK_WAYS)
 @pytest.mark.parametrize("day", DAYS, ids=str)
-def test_each_days_staged_rows_and_quarantine_are_the_pandas_engines(lakes, day):
-    pandas_lake, spark_lake, *_ = lakes
+def test_each_days_staged_rows_and_quarantine_are_the_pandas_engines(lakes, day, way):
+    pandas_lake, spark_lake = lakes["pandas"][0], lakes[way][0]
     for key in (staging_key(day), quarantine_key(day)):
         assert spark_lake.exists(key) == pandas_lake.exists(key)
         if not pandas_lake.exists(key):
@@ -148,11 +175,13 @@ def test_each_days_staged_rows_and_quarantine_are_the_pandas_engines(lakes, day)
         pd.testing.assert_frame_equal(got, want, check_exact=True)
 
 
+@pytest.mark.parametrize("way", SPARK_WAYS)
 @pytest.mark.parametrize("table", list(TABLES))
-def test_the_aggregates_are_the_pandas_builders(lakes, table):
+def test_the_aggregates_are_the_pandas_builders(lakes, table, way):
     from spotify_platform.spark.tasks import AGGREGATES
 
-    pandas_lake, spark_lake, stats, *_ = lakes
+    pandas_lake, stats, _ = lakes["pandas"]
+    spark_lake = lakes[way][0]
     columns, build, _ = AGGREGATES[table]
     compared = 0
     for day in DAYS:
@@ -175,12 +204,19 @@ def test_the_aggregates_are_the_pandas_builders(lakes, table):
 
 
 def test_a_day_aggregated_in_parts_has_parts_of_disjoint_keys(lakes):
-    _, spark_lake, *_ = lakes
+    spark_lake = lakes["spark"][0]
     parts = [
         pq.read_table(spark_lake.root / aggregate_part_key("agg_account_daily", US_DST, n))
-        for n in range(4)
+        for n in range(8)
         if spark_lake.exists(aggregate_part_key("agg_account_daily", US_DST, n))
     ]
     assert len(parts) > 1
     accounts = [set(p.column("account_id").to_pylist()) for p in parts]
     assert sum(len(a) for a in accounts) == len(set().union(*accounts))
+
+
+def test_aggregates_a_spark_run_did_not_finish_are_refused(lakes):
+    spark_lake = lakes["shared"][0]
+    spark_lake.delete(aggregate_done_key("agg_track_daily", US_DST))
+    with pytest.raises(LookupError, match=f"agg_track_daily: .* staged days {US_DST}"):
+        list(aggregate_batches(spark_lake, "agg_track_daily", DAYS, 1000))

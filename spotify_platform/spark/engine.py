@@ -22,11 +22,18 @@ from pyspark.sql import functions as F
 from spotify_platform.core.lake.aggregated import clear_aggregates
 from spotify_platform.core.lake.layout import RAW_ROOT, aggregate_done_key, staging_key
 from spotify_platform.core.lake.store import Lake
+from spotify_platform.core.staging import buckets
 from spotify_platform.core.staging.lake_io import clear_staged, write_staged
 from spotify_platform.core.staging.one_day import StagedDay, empty_candidates
 from spotify_platform.core.staging.quarantine import day_quarantine
 from spotify_platform.spark import tasks
 
+# A raw file is staged by one task per SHARE_BYTES of gzip (about 180k of the simulator's
+# plays), at most MAX_SHARES: each reads the whole file and stages every n-th block of
+# BLOCK_BYTES of text, so a big file keeps every core busy.
+SHARE_BYTES = int(os.environ.get("SPARK_SHARE_BYTES", 16 << 20))
+MAX_SHARES = 64
+BLOCK_BYTES = buckets.BLOCK_BYTES
 # Rows per partition the aggregates are built in: one task's frame and builder memory.
 AGGREGATE_PARTITION_ROWS = int(os.environ.get("SPARK_AGGREGATE_PARTITION_ROWS", 2_000_000))
 
@@ -59,18 +66,22 @@ def stage_days_on_spark(
     if not present:
         return {}
     files = [
-        (day.isoformat(), rank, source_file)
+        (day.isoformat(), rank, source_file, share, shares)
         for day in present
         for rank, source_file in enumerate(sorted(raw[day]))
+        for shares in [_shares(raw[day][source_file])]
+        for share in range(shares)
     ]
-    work = spark.createDataFrame(files, "_day string, _rank int, key string")
-    work = work.repartition(len(files))
-    staged = work.mapInArrow(
-        partial(tasks.stage_files, lake=lake, key=key), tasks.spark_ddl(tasks.CANDIDATES)
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+    work = spark.createDataFrame(
+        files, "_day string, _rank int, key string, _share int, _shares int"
+    ).repartition(len(files))
+    stage = partial(tasks.stage_files, lake=lake, key=key, block_bytes=BLOCK_BYTES)
+    staged = work.mapInArrow(stage, tasks.spark_ddl(tasks.CANDIDATES))
+    staged = staged.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         notes = _notes(staged)
-        say(f"staged {len(files)} raw files of {len(present)} days")
+        raw_files = sum(len(raw[day]) for day in present)
+        say(f"staged {raw_files} raw files of {len(present)} days in {len(files)} tasks")
         written = _write_days(staged.where(F.col("_note").isNull()).drop("_note"), lake, notes)
     finally:
         staged.unpersist()
@@ -84,16 +95,19 @@ def stage_days_on_spark(
     return {day: _finish_day(store, day, notes[day], written.get(day, 0)) for day in present}
 
 
-def _notes(staged: DataFrame) -> dict[dt.date, list[dict]]:
-    """Each day's file notes, in file order."""
+def _shares(size: int) -> int:
+    """How many tasks stage a raw file of `size` gzip bytes, each a share of its blocks."""
+    return max(1, min(MAX_SHARES, -(-size // SHARE_BYTES)))
+
+
+def _notes(staged: DataFrame) -> dict[dt.date, list[list[dict]]]:
+    """Each day's files in key order, each as its shares' notes."""
     rows = staged.where(F.col("_note").isNotNull()).select("_day", "_rank", "_note").collect()
-    notes: dict[dt.date, list[tuple[int, dict]]] = {}
+    notes: dict[dt.date, dict[int, list[dict]]] = {}
     for row in rows:
         day = dt.date.fromisoformat(row["_day"])
-        notes.setdefault(day, []).append((row["_rank"], pickle.loads(row["_note"])))
-    return {
-        day: [note for _, note in sorted(found, key=lambda n: n[0])] for day, found in notes.items()
-    }
+        notes.setdefault(day, {}).setdefault(row["_rank"], []).append(pickle.loads(row["_note"]))
+    return {day: [files[rank] for rank in sorted(files)] for day, files in notes.items()}
 
 
 def _write_days(
@@ -104,7 +118,8 @@ def _write_days(
     day's rows meet in one task, sorted by id and then arrival. Days whose rows were all
     quarantined get an empty file, as in the pandas engine."""
     day_rows = {
-        day.isoformat(): sum(note["candidates"] for note in found) for day, found in notes.items()
+        day.isoformat(): sum(share["candidates"] for shares in found for share in shares)
+        for day, found in notes.items()
     }
     ordered = rows.repartition("_day").sortWithinPartitions("_day", "event_id", "_rank", "_seq")
     written = ordered.mapInArrow(
@@ -149,16 +164,14 @@ def _aggregate_parts(batches, lake: dict, table: str):
     return tasks.build_aggregate_parts(batches, lake, table, part)
 
 
-def _finish_day(store: Lake, day: dt.date, notes: list[dict], written: int) -> dict:
+def _finish_day(store: Lake, day: dt.date, files: list[list[dict]], written: int) -> dict:
     """The day's quarantine and stats written as the pandas engine writes them; the stats."""
     staged = StagedDay(day=day, streams=pd.DataFrame(), quarantine=pd.DataFrame())
-    rejected = [part for note in notes for part in note["rejected"]]
-    for note in notes:
-        staged.raw_records += note["raw_records"]
-        staged.files.extend(note["files"])
-        staged.unknown_fields.update(note["unknown_fields"])
-        staged.missing_fields.update(note["missing_fields"])
+    rejected = [part for shares in files for share in shares for part in share["rejected"]]
+    for shares in files:
+        staged.raw_records += sum(share["raw_records"] for share in shares)
+        tasks.note_file(shares, staged)
     staged.written_rows = written
-    staged.duplicates = sum(note["candidates"] for note in notes) - written
+    staged.duplicates = sum(share["candidates"] for shares in files for share in shares) - written
     staged.quarantine = day_quarantine(rejected, day)
     return write_staged(store, day, staged)

@@ -27,7 +27,7 @@ from spotify_platform.core.lake.store import (
     arrow_frame,
     parquet_bytes,
 )
-from spotify_platform.core.staging.buckets import BLOCK_BYTES, DayFile
+from spotify_platform.core.staging.buckets import DayFile
 from spotify_platform.core.staging.canonical import STAGING_COLUMNS
 from spotify_platform.core.staging.one_day import StagedDay, empty_candidates
 
@@ -98,10 +98,11 @@ def spark_ddl(schema: pa.Schema) -> str:
 
 class _Collected:
     """Where `DayFile` puts a file's canonical rows: kept as Arrow in Spark's types, each
-    numbered in arrival order (`_seq`) for the day's keep-first de-duplication."""
+    numbered in arrival order (`_seq`: the block, then the row's place in it) for the day's
+    keep-first de-duplication."""
 
-    def __init__(self, day: dt.date, rank: int) -> None:
-        self.day, self.rank, self.rows = day.isoformat(), rank, 0
+    def __init__(self, day: dt.date, rank: int, day_file: DayFile) -> None:
+        self.day, self.rank, self.day_file, self.rows = day.isoformat(), rank, day_file, 0
         self.batches: list[pa.RecordBatch] = []
 
     def add(self, frame: pd.DataFrame) -> None:
@@ -109,10 +110,11 @@ class _Collected:
             return
         table = pa.Table.from_pandas(frame[STAGING_COLUMNS], preserve_index=False)
         n = table.num_rows
+        places = frame.index.to_numpy().astype(np.int64)
         columns = {
             "_day": pa.array([self.day] * n, pa.string()),
             "_rank": pa.array(np.full(n, self.rank, np.int32)),
-            "_seq": pa.array(np.arange(self.rows, self.rows + n, dtype=np.int64)),
+            "_seq": pa.array((np.int64(self.day_file.block) << 32) + places),
         }
         for name, kind in STAGED_TYPES.items():
             column = table.column(name)
@@ -125,33 +127,40 @@ class _Collected:
 
 
 def stage_files(
-    tasks: Iterable[pa.RecordBatch], lake: dict, key: bytes
+    tasks: Iterable[pa.RecordBatch], lake: dict, key: bytes, block_bytes: int
 ) -> Iterator[pa.RecordBatch]:
-    """Stage each raw file the task is given (`_rank`, `_day`, `key` rows): its canonical rows,
-    then one note row whose `_note` holds the file's quarantine and what it held."""
+    """Stage the share of a raw file each task row names (`_day`, `_rank`, `key`, `_share`,
+    `_shares`): its canonical rows, then one note row whose `_note` holds the share's
+    quarantine and what it held (`notes_of_file` joins a file's shares)."""
     store = Lake(**lake)
     for batch in tasks:
         for task in batch.to_pylist():
             day = dt.date.fromisoformat(task["_day"])
-            yield from _stage_file(store, key, day, task["key"], task["_rank"])
+            share = (task["_share"], task["_shares"])
+            yield from _stage_share(store, key, day, task["key"], task["_rank"], share, block_bytes)
 
 
-def _stage_file(
-    lake: Lake, key: bytes, day: dt.date, source_file: str, rank: int
+def _stage_share(
+    lake: Lake,
+    key: bytes,
+    day: dt.date,
+    source_file: str,
+    rank: int,
+    share: tuple[int, int],
+    block_bytes: int,
 ) -> Iterator[pa.RecordBatch]:
-    collected = _Collected(day, rank)
     rejected: list[pd.DataFrame] = []
     day_file = DayFile(lake, source_file, key, day, {})
-    day_file.stage(BLOCK_BYTES, collected, rejected)
-    noted = StagedDay(day=day, streams=pd.DataFrame(), quarantine=pd.DataFrame())
-    day_file.note(noted)
+    collected = _Collected(day, rank, day_file)
+    day_file.stage(block_bytes, collected, rejected, share)
     yield from collected.batches
     note = {
+        "file": source_file,
         "raw_records": day_file.raw_records,
+        "rows": day_file.rows,
         "candidates": collected.rows,
-        "files": noted.files,
-        "unknown_fields": noted.unknown_fields,
-        "missing_fields": noted.missing_fields,
+        "unknown": sorted(day_file.unknown),
+        "missing": sorted(day_file.missing),
         "rejected": rejected,
     }
     columns = {name: pa.nulls(1, kind) for name, kind in STAGED_TYPES.items()}
@@ -159,12 +168,28 @@ def _stage_file(
         {
             "_day": pa.array([day.isoformat()]),
             "_rank": pa.array([rank], pa.int32()),
-            "_seq": pa.array([-1], pa.int64()),
+            "_seq": pa.array([share[0]], pa.int64()),
             **columns,
             "_note": pa.array([pickle.dumps(note)], pa.binary()),
         },
         schema=CANDIDATES,
     )
+
+
+def note_file(shares: list[dict], staged: StagedDay) -> None:
+    """A file's shares noted on its day as `DayFile.note` notes a whole file: fields unknown
+    in any block, fields missing from every block with records, whether it had records."""
+    source_file = shares[0]["file"]
+    rows = sum(share["rows"] for share in shares)
+    unknown = set().union(*(share["unknown"] for share in shares))
+    with_rows = [set(share["missing"]) for share in shares if share["rows"]]
+    missing = set.intersection(*with_rows) if with_rows else set()
+    if unknown:
+        staged.unknown_fields[source_file] = sorted(unknown)
+    if rows and missing:
+        staged.missing_fields[source_file] = sorted(missing)
+    if rows:
+        staged.files.append(source_file)
 
 
 def staged_frame(table: pa.Table, day: dt.date) -> pd.DataFrame:

@@ -86,16 +86,31 @@ class DayFile:
         self.lake, self.source_file, self.key, self.day = lake, source_file, key, day
         self.pseudonyms = pseudonyms
         self.raw_records = self.rows = 0
+        self.block = -1
         self.unknown: set[str] = set()
         self.missing = set(CORE_FIELDS)
 
-    def stage(self, block_bytes: int, spill: "_Spill", rejected: list[pd.DataFrame]) -> None:
+    def stage(
+        self,
+        block_bytes: int,
+        spill: "_Spill",
+        rejected: list[pd.DataFrame],
+        share: tuple[int, int] = (0, 1),
+    ) -> None:
+        """Stage the file's blocks into `spill` and `rejected`. `share` (n, of) stages only
+        every `of`-th block from the n-th (`block` numbers them): the Spark engine gives one
+        file's blocks to several tasks, each reading the file and staging its share."""
         source = source_of(self.source_file)
+        number, of = share
         with (
             self.lake.open(self.source_file) as stream,
             contextlib.closing(text_blocks(stream, block_bytes)) as blocks,
         ):
+            self.block = -1
             while (block := self._next(blocks)) is not None:
+                self.block += 1
+                if self.block % of != number:
+                    continue
                 batch = parse_block(block[1], block[0], block[2])
                 del block
                 self.raw_records += batch.rows + len(batch.bad_lines)
