@@ -10,6 +10,7 @@ pages with their parent, so the tree's sum of high-water marks is an upper bound
 
 import argparse
 import datetime as dt
+import importlib.util
 import os
 import shutil
 import sys
@@ -181,6 +182,18 @@ def estimate(events_per_vcpu_second: float, plays: int) -> dict:
 
 
 def spark_section(args: argparse.Namespace, server: Server, report: dict) -> None:
+    missing = [
+        what
+        for what, found in (
+            ("java (Java 17)", shutil.which("java")),
+            ("pyspark (pip install -e '.[spark]')", importlib.util.find_spec("pyspark")),
+        )
+        if not found
+    ]
+    if missing:
+        print(f"\n== Spark engine: skipped, missing {', '.join(missing)} ==")
+        report["spark"] = {"skipped": missing}
+        return
     print(
         f"\n== Spark engine: one day staged and its four aggregates built, pandas engine vs "
         f"Spark on {args.spark_master} =="
