@@ -51,6 +51,7 @@ EXPORTS = [dt.date(2022, 12, 31), dt.date(2023, 1, 1), dt.date(2023, 1, 2)]
 BAD_ONLY, EMPTY = dt.date(2026, 3, 10), dt.date(2026, 3, 11)
 DAYS = sorted([MIXED, US_DST, EU_DST, *EXPORTS, BAD_ONLY, EMPTY])
 SPARK_WAYS = ("spark", "shared")
+BATCH_ROWS = "spark.sql.execution.arrow.maxRecordsPerBatch"
 TABLES = {
     "agg_account_daily": ["dt", "account_id"],
     "agg_artist_daily": ["dt", "artist_id"],
@@ -102,7 +103,8 @@ def _lake(root: Path, exports: Path) -> Lake:
 def lakes(tmp_path_factory):
     """The same lake staged by each engine, with the stats each gave: the Spark engine with
     its settings, and again with every raw file cut into blocks of a few lines shared by
-    three tasks (what a big file gets), so blocks, shares and files all meet duplicates."""
+    three tasks (what a big file gets) and rows passed in batches of a few, so blocks, shares,
+    files and batches all meet duplicates."""
     from spotify_platform.spark import engine
 
     folder = tmp_path_factory.mktemp("equality")
@@ -122,6 +124,9 @@ def lakes(tmp_path_factory):
     try:
         for name, lake in spark_lakes.items():
             with pytest.MonkeyPatch.context() as patch:
+                # Batches of 7 rows: a day is written in many parts, and repeats of an id
+                # fall across parts.
+                spark.conf.set(BATCH_ROWS, "7" if name == "shared" else "10000")
                 if name == "shared":
                     patch.setattr(engine, "BLOCK_BYTES", 20_000)
                     patch.setattr(engine, "SHARE_BYTES", 1)

@@ -1,11 +1,12 @@
 """The Spark engine's driver: a range of days staged, and their per-day aggregates built, by
 Spark tasks over the lake, writing the files the pandas engine writes.
 
-Raw files are the unit of work (`tasks.stage_files`); Spark then keeps each day's first row
-of every event id in arrival order (files in key order, then their rows), as the pandas
+Shares of raw files are the unit of work (`tasks.stage_files`: a small file is one share, a
+big one several, each every n-th block of its lines); Spark then keeps each day's first row of
+every event id in arrival order (files in key order, then blocks, then rows), as the pandas
 engine does, writes each day's rows in event id order as one Parquet file, and builds the
-aggregates over rows partitioned by the key each is split by. The quarantine and the day's
-stats are written by the pandas engine's own `write_staged`.
+aggregates from those files over rows partitioned by the key each is split by. The quarantine
+and the day's stats are written by the pandas engine's own `write_staged`.
 """
 
 import datetime as dt
@@ -111,7 +112,7 @@ def _notes(staged: DataFrame) -> dict[dt.date, list[list[dict]]]:
 
 
 def _write_days(
-    rows: DataFrame, lake: dict, notes: dict[dt.date, list[dict]]
+    rows: DataFrame, lake: dict, notes: dict[dt.date, list[list[dict]]]
 ) -> dict[dt.date, int]:
     """Each day's rows in event id order as its staged file, the first of each id in arrival
     order (file, then row) kept; rows written per day. One shuffle and sort does both: a

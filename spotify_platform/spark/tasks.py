@@ -1,12 +1,14 @@
 """What the Spark engine's tasks run: the pandas engine's own staging and aggregate code, on
 the part of the data each task is given.
 
-A task stages whole raw files with `buckets.DayFile` (the code the pandas engine stages a big
-day with), so every row is typed, pseudonymised and checked by the same functions; the day's
-de-duplication and order are Spark's (`engine`), and the files written are built here from the
-same frames the pandas engine writes. Nothing here imports pyspark: tasks see Arrow batches.
+A task stages a raw file, or a share of its blocks, with `buckets.DayFile` (the code the
+pandas engine stages a big day with), so every row is typed, pseudonymised and checked by the
+same functions; the day's de-duplication and order are Spark's (`engine`), and the files
+written are built here from the same frames the pandas engine writes. Nothing here imports
+pyspark: tasks see Arrow batches.
 """
 
+import contextlib
 import datetime as dt
 import io
 import pickle
@@ -214,49 +216,84 @@ def staged_frame(table: pa.Table, day: dt.date) -> pd.DataFrame:
     return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows))
 
 
-def _by_day(batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[dt.date, Iterator[pa.Table]]]:
-    """A partition sorted by `_day` as runs of one day's rows, a batch at a time."""
-    current: str | None = None
+def _day_runs(table: pa.Table) -> Iterator[tuple[dt.date, pa.Table]]:
+    """A table sorted by `_day` as runs of one day's rows."""
+    days = table.column("_day").to_numpy(zero_copy_only=False)
+    cuts = np.flatnonzero(days[1:] != days[:-1]) + 1
+    for start, end in zip([0, *cuts], [*cuts, len(days)], strict=True):
+        yield dt.date.fromisoformat(days[start]), table.slice(start, end - start)
+
+
+def _by_day(batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[dt.date, list[pa.Table]]]:
+    """A partition sorted by `_day` as each day's rows, whole (a builder needs them so)."""
+    current: dt.date | None = None
     pending: list[pa.Table] = []
     for batch in batches:
-        table = pa.Table.from_batches([batch])
-        days = table.column("_day").to_numpy(zero_copy_only=False)
-        cuts = np.flatnonzero(days[1:] != days[:-1]) + 1
-        for start, end in zip([0, *cuts], [*cuts, len(days)], strict=True):
-            day = days[start]
+        for day, part in _day_runs(pa.Table.from_batches([batch])):
             if current is not None and day != current:
-                yield dt.date.fromisoformat(current), iter(pending)
+                yield current, pending
                 pending = []
             current = day
-            pending.append(table.slice(start, end - start))
+            pending.append(part)
     if current is not None:
-        yield dt.date.fromisoformat(current), iter(pending)
+        yield current, pending
+
+
+class _DayFileWriter:
+    """A day's staged Parquet file written part by part, put in place when closed whole."""
+
+    def __init__(self, store: Lake, day: dt.date, rows: int) -> None:
+        self.day, self.written, self.last = day, 0, None
+        self.codec = "zstd" if rows >= ZSTD_FROM_ROWS else "snappy"
+        self.stack = contextlib.ExitStack()
+        self.path = self.stack.enter_context(store.written_file(staging_key(day)))
+        self.writer: pq.ParquetWriter | None = None
+
+    def add(self, table: pa.Table) -> None:
+        table, self.last = _first_of_each_id(table, self.last)
+        rows = pa.Table.from_pandas(staged_frame(table, self.day), preserve_index=False)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(str(self.path), rows.schema, compression=self.codec)
+        self.writer.write_table(rows.cast(self.writer.schema), PARQUET_ROW_GROUP_ROWS)
+        self.written += rows.num_rows
+
+    def close(self) -> pa.RecordBatch:
+        if self.writer is not None:
+            self.writer.close()
+        self.stack.close()
+        day = [self.day.isoformat()]
+        return pa.record_batch({"day": day, "rows": pa.array([self.written], pa.int64())})
+
+    def abort(self, error: BaseException) -> None:
+        """Leave the day's file as it was: the part written goes."""
+        if self.writer is not None:
+            self.writer.close()
+        self.stack.__exit__(type(error), error, error.__traceback__)
 
 
 def write_days(
     batches: Iterable[pa.RecordBatch], lake: dict, day_rows: dict[str, int]
 ) -> Iterator[pa.RecordBatch]:
     """Write each day of a partition sorted by day, event id and arrival to its staged Parquet
-    file, part by part as it comes, keeping the first row of each id (as `finish_day` keeps
-    it); one (day, rows) row per day written."""
+    file as its rows stream by (never a day whole in memory), keeping the first row of each
+    id (as `finish_day` keeps it); one (day, rows) row per day written."""
     store = Lake(**lake)
-    for day, tables in _by_day(batches):
-        codec = "zstd" if day_rows[day.isoformat()] >= ZSTD_FROM_ROWS else "snappy"
-        written, last = 0, None
-        with store.written_file(staging_key(day)) as path:
-            writer: pq.ParquetWriter | None = None
-            try:
-                for table in tables:
-                    table, last = _first_of_each_id(table, last)
-                    rows = pa.Table.from_pandas(staged_frame(table, day), preserve_index=False)
-                    if writer is None:
-                        writer = pq.ParquetWriter(str(path), rows.schema, compression=codec)
-                    writer.write_table(rows.cast(writer.schema), PARQUET_ROW_GROUP_ROWS)
-                    written += rows.num_rows
-            finally:
-                if writer is not None:
-                    writer.close()
-        yield pa.record_batch({"day": [day.isoformat()], "rows": pa.array([written], pa.int64())})
+    writer: _DayFileWriter | None = None
+    try:
+        for batch in batches:
+            for day, part in _day_runs(pa.Table.from_batches([batch])):
+                if writer is not None and writer.day != day:
+                    yield writer.close()
+                    writer = None
+                if writer is None:
+                    writer = _DayFileWriter(store, day, day_rows[day.isoformat()])
+                writer.add(part)
+    except BaseException as error:
+        if writer is not None:
+            writer.abort(error)
+        raise
+    if writer is not None:
+        yield writer.close()
 
 
 def _first_of_each_id(table: pa.Table, last: str | None) -> tuple[pa.Table, str | None]:
@@ -279,7 +316,7 @@ def build_aggregate_parts(
     store = Lake(**lake)
     columns, build, _ = AGGREGATES[table]
     for day, tables in _by_day(batches):
-        frame = staged_frame(pa.concat_tables(list(tables)), day)
+        frame = staged_frame(pa.concat_tables(tables), day)
         read = pq.read_table(io.BytesIO(parquet_bytes(frame)), columns=columns)
         built = build(arrow_frame(read, arrow_strings=True))
         store.write_parquet(aggregate_part_key(table, day, part), built)
