@@ -4,6 +4,7 @@ Without Java the Spark tests skip on a developer machine and fail under CI (``CI
 the MariaDB tests do: CI installs Java, so a skip there would hide a broken engine.
 """
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -11,22 +12,28 @@ import sys
 import pytest
 
 
-def require_java() -> None:
-    if shutil.which("java"):
-        return
-    message = "Java 17 is not installed (`java` not on PATH): the Spark engine cannot start"
+def _missing(message: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{message}; under CI=true the Spark tests must run, not skip")
     pytest.skip(message)
 
 
+def require_spark() -> None:
+    """Java and pyspark, or a skip (a failure under CI) saying which is missing."""
+    if not shutil.which("java"):
+        _missing("Java 17 is not installed (`java` not on PATH): the Spark engine cannot start")
+    if importlib.util.find_spec("pyspark") is None:
+        _missing("pyspark is not installed (pip install -e '.[spark]')")
+
+
 def local_session():
     """A `local[2]` session small enough for the test machine; the caller stops it."""
-    require_java()
-    pyspark_sql = pytest.importorskip("pyspark.sql")
+    require_spark()
+    from pyspark.sql import SparkSession
+
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     return (
-        pyspark_sql.SparkSession.builder.master("local[2]")
+        SparkSession.builder.master("local[2]")
         .appName("spotify-platform-tests")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.default.parallelism", "4")

@@ -15,7 +15,7 @@ from spotify_platform.core.lake.store import Lake
 from spotify_platform.defs.engine import processing_engine
 from spotify_platform_tests import test_buckets
 from spotify_platform_tests.harness import make_resources, run_days
-from spotify_platform_tests.spark_support import require_java
+from spotify_platform_tests.spark_support import require_spark
 from spotify_platform_tests.support.mariadb import temporary_database
 
 FIRST, LAST = dt.date(2026, 3, 1), dt.date(2026, 3, 3)
@@ -55,8 +55,7 @@ def module_monkeypatch():
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, mysql_server_url, module_monkeypatch):
-    require_java()
-    pytest.importorskip("pyspark")
+    require_spark()
     tmp_path = tmp_path_factory.mktemp("engines")
     done = {
         "pandas": _run(tmp_path, mysql_server_url, "pandas", module_monkeypatch, "pandas"),
