@@ -63,16 +63,22 @@ def stage_worker(spec: dict) -> dict:
     from spotify_platform.spark.engine import stage_days_on_spark
     from spotify_platform.spark.tasks import AGGREGATES
 
+    phases: list[tuple[float, str]] = []
     with _TreePeaks() as tree:
         started = time.time()
         spark = _session(spec)
         session_seconds = time.time() - started
-        stats = stage_days_on_spark(spark, {"url": lake.url}, key, [day])
+
+        def log(line: str) -> None:
+            phases.append((time.time() - started, line))
+
+        stats = stage_days_on_spark(spark, {"url": lake.url}, key, [day], log=log)
         seconds = time.time() - started
         spark.stop()
     return {
         "seconds": seconds,
         "session_seconds": session_seconds,
+        "phases": phases,
         "stats": _jsonable(stats),
         "jvm_peak_rss": tree.jvm,
         "python_workers_peak_rss": tree.workers,
