@@ -235,6 +235,10 @@ def spark_section(args: argparse.Namespace, server: Server, report: dict) -> Non
                 f"{result.get('python_workers_peak_rss', 0) / MIB:>6.0f} MiB "
                 f"{result['process_peak_rss'] / MIB:>5.0f} MiB  {same}"
             )
+        phases = results["spark"].get("phases", [])
+        if phases:
+            ended = "; ".join(f"{t:.0f} s {line}" for t, line in phases)
+            print(f"    Spark phases ended at: {ended}")
         rows.append({"events": raw_events, "same_stats": same, **results})
     largest = max(rows, key=lambda row: row["events"])
     cores = int(args.spark_master.removeprefix("local[").removesuffix("]") or 1)
