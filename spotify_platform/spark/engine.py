@@ -78,7 +78,8 @@ def stage_days_on_spark(
     ).repartition(len(files))
     stage = partial(tasks.stage_files, lake=lake, key=key, block_bytes=BLOCK_BYTES)
     staged = work.mapInArrow(stage, tasks.spark_ddl(tasks.CANDIDATES))
-    staged = staged.persist(StorageLevel.MEMORY_AND_DISK)
+    # On disk, serialized as it comes: a big day's rows never need to fit the JVM's heap.
+    staged = staged.persist(StorageLevel.DISK_ONLY)
     try:
         notes = _notes(staged)
         raw_files = sum(len(raw[day]) for day in present)

@@ -222,18 +222,20 @@ def spark_section(args: argparse.Namespace, server: Server, report: dict) -> Non
         results = {}
         for engine in ("pandas", "spark"):
             lake = _linked_lake(source, BENCH_DIR / "data" / f"spark_{events}" / engine)
-            results[engine] = run_worker("stage", {**spec, "lake": str(lake), "engine": engine})
-        same = all(
-            results["spark"][figures] == results["pandas"][figures]
-            for figures in ("stats", "aggregate_rows")
-        )
-        for engine, result in results.items():
+            result = run_worker("stage", {**spec, "lake": str(lake), "engine": engine})
+            results[engine] = result
+            same = engine == "spark" and all(
+                results["spark"][figures] == results["pandas"][figures]
+                for figures in ("stats", "aggregate_rows")
+            )
+            verdict = str(same) if engine == "spark" else ""
             print(
                 f"  {raw_events:>11,} {engine:<7} {result['seconds']:>8.1f} "
                 f"{result['own_peak_rss'] / MIB:>5.0f} MiB "
                 f"{result.get('jvm_peak_rss', 0) / MIB:>5.0f} MiB "
                 f"{result.get('python_workers_peak_rss', 0) / MIB:>6.0f} MiB "
-                f"{result['process_peak_rss'] / MIB:>5.0f} MiB  {same}"
+                f"{result['process_peak_rss'] / MIB:>5.0f} MiB  {verdict}",
+                flush=True,
             )
         phases = results["spark"].get("phases", [])
         if phases:
