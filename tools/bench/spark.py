@@ -176,15 +176,37 @@ def _linked_lake(source: Path, target: Path) -> Path:
     return target
 
 
-def estimate(events_per_vcpu_second: float, plays: int) -> dict:
-    """Minutes and list-price dollars for a day of `plays` on EMR Serverless, from the rate
-    measured here, with as many WORKER_VCPU workers as finish it in about 15 minutes."""
-    vcpu_seconds = plays / (events_per_vcpu_second * CLUSTER_EFFICIENCY)
+def estimate(parallel_rate: float, write_rate: float, plays: int) -> dict:
+    """Minutes and list-price dollars for a day of `plays` on EMR Serverless, from the rates
+    measured here: the staging and aggregates spread over WORKER_VCPU workers (as many as
+    finish them in about 15 minutes), then the day's one staged file, whose sort and write
+    is a single task, at the rate of this machine's."""
+    vcpu_seconds = plays / (parallel_rate * CLUSTER_EFFICIENCY)
     workers = max(2, round(vcpu_seconds / (15 * 60) / WORKER_VCPU))
-    minutes = vcpu_seconds / (workers * WORKER_VCPU) / 60 + STARTUP_MINUTES
-    hours = workers * minutes / 60
-    cost = hours * (WORKER_VCPU * VCPU_HOUR_USD + WORKER_GB * GB_HOUR_USD)
-    return {"plays": plays, "workers": workers, "minutes": minutes, "usd": cost}
+    parallel = vcpu_seconds / (workers * WORKER_VCPU) / 60
+    serial = plays / write_rate / 60
+    minutes = parallel + serial + STARTUP_MINUTES
+    # The workers are held while the one writer runs (EMR Serverless releases idle workers
+    # after a while; counted as held, the estimate is an upper bound).
+    cost = workers * minutes / 60 * (WORKER_VCPU * VCPU_HOUR_USD + WORKER_GB * GB_HOUR_USD)
+    return {
+        "plays": plays,
+        "workers": workers,
+        "parallel_minutes": parallel,
+        "write_minutes": serial,
+        "minutes": minutes,
+        "usd": cost,
+    }
+
+
+def rates(result: dict, events: int, cores: int) -> tuple[float, float]:
+    """Events per core-second of the job but its one-writer phase, and rows per second of
+    that phase (from the times the job logged each phase's end)."""
+    staged = next(t for t, line in result["phases"] if line.startswith("staged "))
+    written = next(t for t, line in result["phases"] if line.endswith(" staged rows"))
+    write = written - staged
+    parallel = result["seconds"] - result["session_seconds"] - write
+    return events / (parallel * cores), events / write
 
 
 def spark_section(args: argparse.Namespace, server: Server, report: dict) -> None:
@@ -245,17 +267,27 @@ def spark_section(args: argparse.Namespace, server: Server, report: dict) -> Non
     largest = max(rows, key=lambda row: row["events"])
     cores = int(args.spark_master.removeprefix("local[").removesuffix("]") or 1)
     # The session's start is the cluster's start-up, counted apart in the estimate.
-    working = largest["spark"]["seconds"] - largest["spark"]["session_seconds"]
-    rate = largest["events"] / (working * cores)
-    print(f"  Spark on this machine: {rate:,.0f} events per core-second at {largest['events']:,}")
-    estimates = [estimate(rate, plays) for plays in (100_000_000, 1_000_000_000)]
+    parallel_rate, write_rate = rates(largest["spark"], largest["events"], cores)
+    print(
+        f"  Spark here at {largest['events']:,}: {parallel_rate:,.0f} events per core-second "
+        f"staging and aggregating, {write_rate:,.0f} rows/s through the day's one writer"
+    )
+    estimates = [
+        estimate(parallel_rate, write_rate, plays) for plays in (100_000_000, 1_000_000_000)
+    ]
     for row in estimates:
         print(
             f"  estimate, {row['plays']:>13,} plays on EMR Serverless: {row['workers']} workers "
-            f"of {WORKER_VCPU} vCPU/{WORKER_GB} GB, {row['minutes']:.0f} min, "
+            f"of {WORKER_VCPU} vCPU/{WORKER_GB} GB, {row['parallel_minutes']:.0f} min spread "
+            f"+ {row['write_minutes']:.0f} min one writer + {STARTUP_MINUTES:.0f} min start, "
             f"${row['usd']:.2f} at list price"
         )
-    report["spark"] = {"sizes": rows, "events_per_core_second": rate, "estimates": estimates}
+    report["spark"] = {
+        "sizes": rows,
+        "events_per_core_second": parallel_rate,
+        "writer_rows_per_second": write_rate,
+        "estimates": estimates,
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser, sizes) -> None:
