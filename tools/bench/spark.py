@@ -186,9 +186,10 @@ def estimate(parallel_rate: float, write_rate: float, plays: int) -> dict:
     parallel = vcpu_seconds / (workers * WORKER_VCPU) / 60
     serial = plays / write_rate / 60
     minutes = parallel + serial + STARTUP_MINUTES
-    # The workers are held while the one writer runs (EMR Serverless releases idle workers
-    # after a while; counted as held, the estimate is an upper bound).
-    cost = workers * minutes / 60 * (WORKER_VCPU * VCPU_HOUR_USD + WORKER_GB * GB_HOUR_USD)
+    # While the one writer runs, dynamic allocation (on by default on EMR Serverless) has
+    # released the idle workers: one is paid for.
+    worker_minutes = workers * (parallel + STARTUP_MINUTES) + serial
+    cost = worker_minutes / 60 * (WORKER_VCPU * VCPU_HOUR_USD + WORKER_GB * GB_HOUR_USD)
     return {
         "plays": plays,
         "workers": workers,
