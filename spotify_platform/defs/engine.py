@@ -62,7 +62,7 @@ class SparkSettings:
     """How the Spark job is started, from the environment."""
 
     master: str = "local[2]"
-    driver_memory: str = "1g"
+    driver_memory: str = "2g"
     shuffle_partitions: int = 8
     submit: str | None = None
     emr_application_id: str | None = None
