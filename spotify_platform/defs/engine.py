@@ -130,12 +130,8 @@ def stage_range(
 def read_reported_stats(lake: LakeStore, report: dict) -> dict[dt.date, dict]:
     """Each staged day's stats as the job wrote them to the lake, checked against its totals
     (a stats file left by another run would not add up)."""
-    stats = {
-        dt.date.fromisoformat(day): json.loads(lake.read_bytes(staging_stats_key(
-            dt.date.fromisoformat(day)
-        )))
-        for day in report["staged_days"]
-    }
+    days = [dt.date.fromisoformat(day) for day in report["staged_days"]]
+    stats = {day: json.loads(lake.read_bytes(staging_stats_key(day))) for day in days}
     read = {name: sum(s[name] for s in stats.values()) for name in TOTALS}
     if read != report["totals"]:
         raise Failure(
