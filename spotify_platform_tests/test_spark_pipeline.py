@@ -2,6 +2,7 @@
 --master local[2]` under `PipesSubprocessClient`) into the same warehouse as the default
 engine: every table, row for row, on MariaDB."""
 
+import contextlib
 import datetime as dt
 
 import pandas as pd
@@ -21,20 +22,18 @@ from spotify_platform_tests.support.mariadb import temporary_database
 FIRST, LAST = dt.date(2026, 3, 1), dt.date(2026, 3, 3)
 
 
-def _run(tmp_path, server_url: str, name: str, monkeypatch, engine: str, facts: str = "load"):
-    """One run of FIRST..LAST with `engine` into a database of its own; its resources and
+def _run(tmp_path, url: str, name: str, monkeypatch, engine: str, facts: str = "load"):
+    """One run of FIRST..LAST with `engine` into the database at `url`; its resources and
     Dagster instance."""
     monkeypatch.setenv("PROCESSING_ENGINE", engine)
     monkeypatch.setenv("WAREHOUSE_FACT_STREAMS", facts)
-    database = temporary_database(server_url)
-    url = database.__enter__()
     resources = make_resources(tmp_path / name, warehouse_url=url, accounts=60)
     lake = Lake(url=resources["lake"].url)
     for key, data in test_buckets._day_files().items():  # noqa: SLF001 - its awkward day
         lake.write_bytes(key, data)
     instance = DagsterInstance.ephemeral()
     assert run_days(resources, FIRST, LAST, instance=instance)
-    return resources, instance, database
+    return resources, instance
 
 
 def _tables(resources) -> dict[str, pd.DataFrame]:
@@ -57,16 +56,23 @@ def module_monkeypatch():
 def runs(tmp_path_factory, mysql_server_url, module_monkeypatch):
     require_spark()
     tmp_path = tmp_path_factory.mktemp("engines")
-    done = {
-        "pandas": _run(tmp_path, mysql_server_url, "pandas", module_monkeypatch, "pandas"),
-        "spark": _run(tmp_path, mysql_server_url, "spark", module_monkeypatch, "spark"),
-        "spark_skip": _run(
-            tmp_path, mysql_server_url, "skip", module_monkeypatch, "spark", facts="skip"
-        ),
+    ways = {
+        "pandas": ("pandas", "load"),
+        "spark": ("spark", "load"),
+        "spark_skip": ("spark", "skip"),
     }
-    yield done
-    for _, _, database in done.values():
-        database.__exit__(None, None, None)
+    with contextlib.ExitStack() as databases:
+        yield {
+            name: _run(
+                tmp_path,
+                databases.enter_context(temporary_database(mysql_server_url)),
+                name,
+                module_monkeypatch,
+                engine,
+                facts,
+            )
+            for name, (engine, facts) in ways.items()
+        }
 
 
 def test_every_warehouse_table_is_the_pandas_engines(runs):
@@ -78,7 +84,7 @@ def test_every_warehouse_table_is_the_pandas_engines(runs):
 
 
 def test_the_spark_run_staged_through_pipes_and_wrote_the_aggregates(runs):
-    resources, instance, _ = runs["spark"]
+    resources, instance = runs["spark"]
     lake = Lake(url=resources["lake"].url)
     for table in ("agg_account_daily", "agg_track_daily"):
         assert lake.list_keys(aggregate_prefix(table, test_buckets.DAY))
@@ -95,7 +101,7 @@ def test_the_spark_run_staged_through_pipes_and_wrote_the_aggregates(runs):
 
 def test_the_same_checks_pass_on_both_engines(runs):
     outcomes, staging_checks = {}, {}
-    for engine, (_, instance, _) in list(runs.items())[:2]:
+    for engine, (_, instance) in list(runs.items())[:2]:
         run = instance.get_runs()[0]
         checks = instance.get_records_for_run(run_id=run.run_id).records
         evaluations = [
@@ -122,7 +128,7 @@ def test_with_fact_streams_skipped_the_lake_is_the_fact_table_and_the_rest_is_th
     assert got["fact_streams"].empty and len(want["fact_streams"]) > 500
     for name in set(TABLES) - {"fact_streams"}:
         pd.testing.assert_frame_equal(got[name], want[name], check_exact=True, obj=name)
-    _, instance, _ = runs["spark_skip"]
+    _, instance = runs["spark_skip"]
     run = instance.get_runs()[0]
     evaluations = [
         r.event_log_entry.dagster_event.event_specific_data
