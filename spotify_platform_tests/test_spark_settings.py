@@ -105,3 +105,22 @@ def test_stats_in_the_lake_must_add_up_to_what_the_job_reported(tmp_path):
     stale = {**stats, "staged_rows": 8}
     with pytest.raises(Failure, match="not what the Spark job reported"):
         read_reported_stats(lake, {**report, "totals": stale})
+
+
+def test_the_emr_job_run_request_is_valid_for_the_emr_serverless_api(monkeypatch):
+    """Checked against botocore's own model of `StartJobRun`, offline (the Pipes client adds
+    its tags and driver environment to the same request)."""
+    import boto3
+    from botocore.validate import validate_parameters
+
+    for name, value in EMR.items():
+        monkeypatch.setenv(name, value)
+    params = start_job_run_params(SparkSettings.from_env(), "spotify-platform-staging-abc")
+    client = boto3.client(
+        "emr-serverless", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    shape = client.meta.service_model.operation_model("StartJobRun").input_shape
+    validate_parameters({**params, "clientToken": "t"}, shape)
+    with pytest.raises(Exception, match="entryPoint"):
+        broken = {**params, "jobDriver": {"sparkSubmit": {"entryPointArguments": []}}}
+        validate_parameters({**broken, "clientToken": "t"}, shape)
