@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import spotify_platform
+from spotify_platform_tests.spark_support import require_spark
 
 PACKAGE = Path(spotify_platform.__file__).parent
 LINE_LIMIT = 500
@@ -92,6 +93,7 @@ def test_the_spark_job_reaches_dagster_through_pipes_alone() -> None:
     """The Spark job runs where Dagster is not installed (EMR Serverless, Glue): it may use
     `dagster_pipes` to report back, never Dagster or the Dagster layer; and the core, which
     the pandas engine runs, never needs pyspark."""
+    require_spark()  # its modules import pyspark
     spark = _modules(PACKAGE / "spark")
     assert "spotify_platform.spark.job" in spark
     probe = (
