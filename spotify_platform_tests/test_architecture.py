@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import spotify_platform
+from spotify_platform_tests.spark_support import require_spark
 
 PACKAGE = Path(spotify_platform.__file__).parent
 LINE_LIMIT = 500
@@ -86,3 +87,26 @@ def test_dagsters_internals_are_imported_by_the_event_storage_alone() -> None:
             if any(name.startswith("dagster._") for name in names):
                 private.add(str(path.relative_to(PACKAGE.parent)))
     assert private == {"spotify_platform/defs/event_storage.py"}
+
+
+def test_the_spark_job_reaches_dagster_through_pipes_alone() -> None:
+    """The Spark job runs where Dagster is not installed (EMR Serverless, Glue): it may use
+    `dagster_pipes` to report back, never Dagster or the Dagster layer; and the core, which
+    the pandas engine runs, never needs pyspark."""
+    require_spark()  # its modules import pyspark
+    spark = _modules(PACKAGE / "spark")
+    assert "spotify_platform.spark.job" in spark
+    probe = (
+        "import importlib, json, sys\n"
+        f"for name in {spark!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'"
+        " or (m.startswith('dagster_') and m != 'dagster_pipes')"
+        " or m.startswith('spotify_platform.defs'))))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(loaded.splitlines()[-1]) == []
+    for path in sorted((PACKAGE / "core").rglob("*.py")):
+        assert "pyspark" not in path.read_text(), path

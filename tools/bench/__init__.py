@@ -1,5 +1,6 @@
 """`make bench`: the platform's day, scaling, backfill and KPI figures against the lean path,
-the seed-style baseline and the floor.
+the seed-style baseline and the floor; and a day staged by the Spark engine against the pandas
+engine (`spark`).
 
 Every measured path runs in a worker process of its own (`protocol`) on the same simulated
 input and the same MariaDB server. Each worker reports its own peak RSS, read from the
@@ -20,6 +21,7 @@ platform path (`platform_path`) is the real code: the Dagster job run by
     python -m tools.bench --only day --events 1000000
     python -m tools.bench --only scaling --scaling 1e6,3e6,1e7
     python -m tools.bench --full               # the backfill with 1M events a day
+    python -m tools.bench --only spark --spark-sizes 1e6,1e7   # pandas engine vs Spark
 
 Results print as tables and land as JSON in `.bench/` (one file per run plus `latest.json`).
 """

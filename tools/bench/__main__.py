@@ -14,6 +14,8 @@ from tools.bench.history import SHAPES, history_section
 from tools.bench.sections import backfill_section, kpi_section, scaling_section
 from tools.bench.server import Server
 from tools.bench.settings import BENCH_DIR, DEFAULT_MYSQL_URL
+from tools.bench.spark import add_arguments as add_spark_arguments
+from tools.bench.spark import spark_section
 
 SECTIONS = {
     "day": day_section,
@@ -21,6 +23,7 @@ SECTIONS = {
     "backfill": backfill_section,
     "kpi": kpi_section,
     "history": history_section,
+    "spark": spark_section,
 }
 
 
@@ -42,6 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--history-shape", dest="history_shapes", action="append", choices=sorted(SHAPES)
     )
+    add_spark_arguments(parser, _sizes)
     parser.add_argument("--mysql-url", default=os.environ.get("BENCH_MYSQL_URL", DEFAULT_MYSQL_URL))
     parser.add_argument("--keep", action="store_true", help="keep the spt_bench_* databases")
     args = parser.parse_args(argv)

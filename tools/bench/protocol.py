@@ -26,6 +26,7 @@ WORKERS = {
     "platform": "tools.bench.platform_path:platform_worker",
     "kpi": "tools.bench.kpi_timing:kpi_worker",
     "history": "tools.bench.history:history_worker",
+    "stage": "tools.bench.spark:stage_worker",
 }
 REPOSITORY = Path(__file__).resolve().parents[2]
 

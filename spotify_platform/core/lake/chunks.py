@@ -146,3 +146,10 @@ def day_totals(
                 before = totals.get(day, (0, 0))
                 totals[day] = (before[0] + rows, before[1] + (total or 0))
     return totals
+
+
+def no_fact_rows(days: list[dt.date]) -> Iterator[StagedBatch]:
+    """The days as one batch without rows: loading it empties them (`WAREHOUSE_FACT_STREAMS=
+    skip`, where the staged Parquet in the lake is the fact table)."""
+    if days:
+        yield StagedBatch(list(days), 0, lambda: iter([]))

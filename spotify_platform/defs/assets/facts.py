@@ -32,10 +32,12 @@ from spotify_platform.core.contracts.schemas import (
     AggTrackDaily,
 )
 from spotify_platform.core.kpis import aggregates, buckets, lifecycle, sessions
-from spotify_platform.core.lake.chunks import StagedBatch, staged_batches
+from spotify_platform.core.lake.aggregated import AGGREGATE_KEYS, aggregate_batches
+from spotify_platform.core.lake.chunks import StagedBatch, no_fact_rows, staged_batches
 from spotify_platform.core.memory import release_memory
 from spotify_platform.core.progress import Log, Progress, Stopwatch
 from spotify_platform.core.warehouse.connection import WarehouseUnavailable
+from spotify_platform.defs.engine import aggregates_from_lake, fact_streams_mode
 from spotify_platform.defs.partitions import daily_partitions, days_of
 from spotify_platform.defs.progress import step_log
 from spotify_platform.defs.resources.lake import LakeResource
@@ -328,6 +330,9 @@ def _load_facts(
     """The rows loaded per day, and the seconds the load took on its own."""
     started = time.monotonic()
     batches = staged_batches(lake, days, None, warehouse.batch_rows, warehouse.chunk_rows)
+    if fact_streams_mode() == "skip":
+        # The staged Parquet in the lake is the fact table: the days are emptied here.
+        batches = no_fact_rows(days)
     per_day = _load_batches(warehouse, "fact_streams", days, batches, log=log)
     return per_day, time.monotonic() - started
 
@@ -351,7 +356,17 @@ def _load_aggregates(
     as `fact_streams_reconcile` proves) rather than by scanning the facts; rows per table and
     day. A group that splits by one key reads the staged days once, and spills a big day
     into buckets of that key once, for all its tables; each table is still its own
-    transaction per batch."""
+    transaction per batch. With the Spark engine, the four aggregates it writes beside the
+    staged days are loaded from the lake instead (`_load_written`)."""
+    loaded: dict[str, dict[str, int]] = {}
+    if aggregates_from_lake():
+        for aggregate in [a for a in group if a.table in AGGREGATE_KEYS]:
+            loaded[aggregate.table] = _load_written(
+                lake, warehouse, days, aggregate, logs[aggregate.table]
+            )
+        group = [a for a in group if a.table not in loaded]
+        if not group:
+            return loaded
     columns = list(dict.fromkeys(c for aggregate in group for c in aggregate.columns))
     key, chunk_rows = buckets.SPLIT_BY[group[0].table], warehouse.chunk_rows
     loaders = {a.table: _Loader(warehouse, a.table, days, logs[a.table]) for a in group}
@@ -359,7 +374,23 @@ def _load_aggregates(
         with _staged_once(batch, key, chunk_rows) as frames:
             for aggregate in group:
                 loaders[aggregate.table].load(batch, partial(_each_built, frames, aggregate))
-    return {table: loader.per_day for table, loader in loaders.items()}
+    return loaded | {table: loader.per_day for table, loader in loaders.items()}
+
+
+def _load_written(
+    lake: LakeResource,
+    warehouse: WarehouseResource,
+    days: list[dt.date],
+    aggregate: Aggregate,
+    log: Log,
+) -> dict[str, int]:
+    """An aggregate the Spark engine wrote to the lake as it staged the days, loaded as it is
+    (checked by its model)."""
+    batches = aggregate_batches(lake, aggregate.table, days, warehouse.batch_rows)
+    key = buckets.SPLIT_BY[aggregate.table]
+    return _load_batches(
+        warehouse, aggregate.table, days, batches, aggregate.model.validate, key, log
+    )
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """Staging layer: canonical, validated, de-duplicated streams, and the quarantine beside it.
 
-The staging itself is the core's (`core/staging/lake_days.py`); this module declares the
-assets and turns each day's stats into metadata and check results.
+The staging itself is the core's (`core/staging/lake_days.py`), or the Spark job's
+(`defs/engine.py`, `PROCESSING_ENGINE=spark`); this module declares the assets and turns each
+day's stats into metadata and check results, the same for both engines.
 """
 
 import os
@@ -20,8 +21,8 @@ from dagster import (
 )
 
 from spotify_platform.core.lake.layout import quarantine_key, staging_key
-from spotify_platform.core.staging.lake_days import stage_lake_days
 from spotify_platform.core.staging.lake_io import no_raw_stats
+from spotify_platform.defs.engine import stage_range
 from spotify_platform.defs.partitions import daily_partitions, days_of
 from spotify_platform.defs.progress import step_log
 from spotify_platform.defs.resources.hmac_key import IdentityResource
@@ -77,7 +78,7 @@ QUARANTINE_FAIL_SHARE = float(os.environ.get("QUARANTINE_FAIL_SHARE", "0.10"))
 )
 def staging_streams(context: AssetExecutionContext, lake: LakeResource, identity: IdentityResource):
     all_days = days_of(context)
-    landed = stage_lake_days(lake, identity.key(), all_days, log=step_log(context))
+    landed = stage_range(context, lake, identity.key(), all_days, log=step_log(context))
     by_day = {day.isoformat(): landed.get(day) or no_raw_stats(day) for day in all_days}
     totals = {
         name: sum(s[name] for s in by_day.values())
