@@ -18,13 +18,7 @@ from spotify_platform.core.sources.simulator import ListeningSimulator
 from spotify_platform.core.staging import lake_io
 from spotify_platform.core.staging.buckets import bucket_codes, stage_day_in_buckets
 from spotify_platform.core.staging.lake_io import stage_stored_day, write_staged
-from spotify_platform_tests.support.exports import (
-    EXTENDED_RECORDS,
-    LEGACY_MUSIC_RECORDS,
-    LEGACY_PODCAST_RECORDS,
-    older,
-    write_json,
-)
+from spotify_platform_tests.support.exports import every_export_shape, write_json
 from spotify_platform_tests.support.records import export_play, play
 
 DAY = dt.date(2026, 3, 2)
@@ -137,12 +131,7 @@ def test_a_day_in_buckets_writes_what_the_whole_day_writes(
 
 def test_exports_of_every_shape_stage_the_same_in_buckets(tmp_path):
     lakes = {name: Lake(url=f"file://{tmp_path / name}") for name in ("whole", "bucketed")}
-    shapes = {
-        "Streaming_History_Audio_2023_0.json": EXTENDED_RECORDS,
-        "endsong_0.json": [older(r) for r in EXTENDED_RECORDS],
-        "StreamingHistory_music_0.json": LEGACY_MUSIC_RECORDS,
-        "StreamingHistory_podcast_0.json": LEGACY_PODCAST_RECORDS,
-    }
+    shapes = every_export_shape()
     for name, records in shapes.items():
         path = write_json(tmp_path / "exports" / name, records)
         for lake in lakes.values():

@@ -35,13 +35,7 @@ from spotify_platform.core.sources.simulator import ListeningSimulator
 from spotify_platform.core.staging.lake_days import stage_lake_days
 from spotify_platform_tests import test_buckets
 from spotify_platform_tests.spark_support import local_session
-from spotify_platform_tests.support.exports import (
-    EXTENDED_RECORDS,
-    LEGACY_MUSIC_RECORDS,
-    LEGACY_PODCAST_RECORDS,
-    older,
-    write_json,
-)
+from spotify_platform_tests.support.exports import every_export_shape, write_json
 from spotify_platform_tests.support.records import play
 
 KEY = b"equality-key"
@@ -109,12 +103,7 @@ def lakes(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("equality")
     exports = folder / "exports"
-    shapes = {
-        "Streaming_History_Audio_2023_0.json": EXTENDED_RECORDS,
-        "endsong_0.json": [older(r) for r in EXTENDED_RECORDS],
-        "StreamingHistory_music_0.json": LEGACY_MUSIC_RECORDS,
-        "StreamingHistory_podcast_0.json": LEGACY_PODCAST_RECORDS,
-    }
+    shapes = every_export_shape()
     for name, records in shapes.items():
         write_json(exports / name, records)
     pandas_lake = _lake(folder / "pandas", exports)

@@ -100,6 +100,16 @@ def older(record: dict) -> dict:
     return {**trimmed, **OLD_PERSONAL}
 
 
+def every_export_shape() -> dict[str, list[dict]]:
+    """One export file of each shape Spotify has shipped, by its usual name."""
+    return {
+        "Streaming_History_Audio_2023_0.json": EXTENDED_RECORDS,
+        "endsong_0.json": [older(r) for r in EXTENDED_RECORDS],
+        "StreamingHistory_music_0.json": LEGACY_MUSIC_RECORDS,
+        "StreamingHistory_podcast_0.json": LEGACY_PODCAST_RECORDS,
+    }
+
+
 def write_json(path: Path, records: object) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(records, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from spotify_platform.core.kpis.aggregates import HOURLY_KEYS
-from spotify_platform.core.lake.chunks import StagedBatch
+from spotify_platform.core.lake.chunks import StagedBatch, joined_batches
 from spotify_platform.core.lake.layout import AGGREGATES_ROOT, aggregate_done_key
 from spotify_platform.core.lake.staged import staged_days
 from spotify_platform.core.lake.store import LakeStore
@@ -71,20 +71,8 @@ def aggregate_batches(
             f"{table}: no aggregate parts in the lake for staged days {_span(missing)}; "
             "stage them with PROCESSING_ENGINE=spark (the Spark engine writes them)"
         )
-    batch: list[dt.date] = []
-    tables: list[pa.Table] = []
-    weight = 0
-    for day in days:
-        batch.append(day)
-        rows = aggregate_day(lake, table, day, parts.get(day, []))
-        if rows is not None:
-            tables.append(rows)
-            weight += rows.num_rows
-        if weight >= batch_rows:
-            yield StagedBatch(batch, weight, lambda tables=tables: iter(tables))
-            batch, tables, weight = [], [], 0
-    if batch:
-        yield StagedBatch(batch, weight, lambda tables=tables: iter(tables))
+    days_rows = ((day, aggregate_day(lake, table, day, parts.get(day, []))) for day in days)
+    yield from joined_batches(days_rows, batch_rows)
 
 
 def _span(days: list[dt.date]) -> str:

@@ -8,7 +8,7 @@ Nothing downstream of staging then holds a big day whole.
 
 import datetime as dt
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import pandas as pd
@@ -110,12 +110,19 @@ def _joined_batches(
     lake: LakeStore, days: list[dt.date], columns: list[str] | None, batch_rows: int
 ) -> Iterator[StagedBatch]:
     """Consecutive small days' staged tables put together until there are `batch_rows` rows."""
-    if not days:
-        return
+    if days:
+        yield from joined_batches(staged_tables(lake, days, columns), batch_rows)
+
+
+def joined_batches(
+    tables: Iterable[tuple[dt.date, pa.Table | None]], batch_rows: int
+) -> Iterator[StagedBatch]:
+    """Consecutive days' tables (None for a day without rows) put together until there are
+    `batch_rows` rows; every day is in a batch."""
     batch: list[dt.date] = []
     parts: list[pa.Table] = []
     weight = 0
-    for day, table in staged_tables(lake, days, columns):
+    for day, table in tables:
         batch.append(day)
         if table is not None:
             parts.append(table)
