@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from spotify_platform.core.kpis import aggregates
+from spotify_platform.core.kpis.buckets import SPLIT_BY, STAGED_COLUMNS
 from spotify_platform.core.lake.layout import aggregate_part_key, staging_key
 from spotify_platform.core.lake.store import (
     PARQUET_ROW_GROUP_ROWS,
@@ -39,30 +40,16 @@ INSTANTS = ("ended_at", "started_at")
 _ORDER = [("_day", pa.string()), ("_rank", pa.int32()), ("_seq", pa.int64())]
 _NOTE = ("_note", pa.binary())
 
-# The per-day aggregates the engine writes to the lake: the columns the warehouse asset reads
-# for each (as `defs/assets/facts.py` does), its builder, and the key it splits a day by.
+# The per-day aggregates the engine writes to the lake: the staged columns each is built from
+# (those the warehouse asset reads), its builder, and the key it splits a day by.
 AGGREGATES = {
-    "agg_account_daily": (
-        ["dt", "account_id", "content_type", "skipped", "is_stream", "ms_played", "country"],
-        aggregates.account_daily,
-        "account_id",
-    ),
-    "agg_artist_daily": (
-        ["dt", "account_id", "is_stream", "ms_played", "ended_at", "artist_id", "artist_name"],
-        aggregates.artist_daily,
-        "artist_id",
-    ),
-    "agg_track_daily": (
-        ["dt", "account_id", "is_stream", "ms_played", "ended_at"]
-        + ["track_id", "track_name", "artist_name"],
-        aggregates.track_daily,
-        "track_id",
-    ),
-    "agg_account_hourly": (
-        [*aggregates.HOURLY_KEYS, "is_stream", "ms_played"],
-        aggregates.account_hourly,
-        "account_id",
-    ),
+    table: (STAGED_COLUMNS[table], build, SPLIT_BY[table])
+    for table, build in (
+        ("agg_account_daily", aggregates.account_daily),
+        ("agg_artist_daily", aggregates.artist_daily),
+        ("agg_track_daily", aggregates.track_daily),
+        ("agg_account_hourly", aggregates.account_hourly),
+    )
 }
 
 

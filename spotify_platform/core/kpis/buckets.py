@@ -24,9 +24,44 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spotify_platform.core.kpis.aggregates import HOURLY_KEYS
 from spotify_platform.core.lake.store import arrow_frame
 
 SPILL_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+# The staged columns each aggregate table is built from (by either engine).
+STAGED_COLUMNS = {
+    "agg_account_daily": [
+        "dt",
+        "account_id",
+        "content_type",
+        "skipped",
+        "is_stream",
+        "ms_played",
+        "country",
+    ],
+    "agg_artist_daily": [
+        "dt",
+        "account_id",
+        "is_stream",
+        "ms_played",
+        "ended_at",
+        "artist_id",
+        "artist_name",
+    ],
+    "agg_track_daily": [
+        "dt",
+        "account_id",
+        "is_stream",
+        "ms_played",
+        "ended_at",
+        "track_id",
+        "track_name",
+        "artist_name",
+    ],
+    "agg_account_hourly": [*HOURLY_KEYS, "is_stream", "ms_played"],
+    "agg_account_segment_daily": ["dt", "account_id", "country", "platform", "is_stream"],
+    "agg_account_sessions": ["dt", "account_id", "started_at", "ended_at", "ms_played"],
+}
 # The identity each aggregate table groups by, whose buckets hold whole groups.
 SPLIT_BY = {
     "agg_account_daily": "account_id",
