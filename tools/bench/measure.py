@@ -70,21 +70,23 @@ def descendants(pid: int | str = "self") -> list[int]:
     return found + [grandchild for child in found for grandchild in descendants(child)]
 
 
-class RssSampler:
-    """Samples this process's RSS every few milliseconds, to attribute peaks to stages."""
+class Poller:
+    """A thread calling `poll` every `interval_s` while the block runs."""
 
-    def __init__(self, interval_s: float = 0.02) -> None:
+    def __init__(self, interval_s: float) -> None:
         self.interval_s = interval_s
-        self.samples: list[tuple[float, int]] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
+    def poll(self) -> None:
+        raise NotImplementedError
+
     def run(self) -> None:
         while not self.stop.is_set():
-            self.samples.append((time.time(), rss()))
+            self.poll()
             self.stop.wait(self.interval_s)
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self):
         self.thread.start()
         return self
 
@@ -92,13 +94,24 @@ class RssSampler:
         self.stop.set()
         self.thread.join()
 
+
+class RssSampler(Poller):
+    """Samples this process's RSS every few milliseconds, to attribute peaks to stages."""
+
+    def __init__(self, interval_s: float = 0.02) -> None:
+        super().__init__(interval_s)
+        self.samples: list[tuple[float, int]] = []
+
+    def poll(self) -> None:
+        self.samples.append((time.time(), rss()))
+
     def peak(self, start: float, end: float) -> int:
         inside = [value for t, value in self.samples if start <= t <= end]
         before = [value for t, value in self.samples if t < start][-1:]
         return max(inside + before, default=0)
 
 
-class ChildPeaks:
+class ChildPeaks(Poller):
     """The peak memory of the processes this one starts: polled while they run, the most the
     ones alive at once have held (the sum of their high-water marks), over the whole watch;
     and `tree_peak`, the most this process and they held at one poll.
@@ -108,10 +121,8 @@ class ChildPeaks:
     """
 
     def __init__(self, interval_s: float = 0.05) -> None:
-        self.interval_s = interval_s
+        super().__init__(interval_s)
         self.peak = self.tree_peak = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
 
     def poll(self) -> None:
         """Programs of their own count their high-water mark; forks (staging's workers) what
@@ -121,19 +132,6 @@ class ChildPeaks:
         )
         self.peak = max(self.peak, held)
         self.tree_peak = max(self.tree_peak, rss() + held)
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            self.poll()
-            self.stop.wait(self.interval_s)
-
-    def __enter__(self) -> "ChildPeaks":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
 
 
 class Stages:

@@ -14,12 +14,11 @@ import importlib.util
 import os
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
 from tools.bench.generate import landed
-from tools.bench.measure import descendants, peak_rss
+from tools.bench.measure import Poller, descendants, peak_rss
 from tools.bench.protocol import run_worker
 from tools.bench.server import Server
 from tools.bench.settings import BENCH_DIR, DAY, HMAC_KEY, MIB
@@ -131,36 +130,25 @@ def _jsonable(stats: dict) -> dict:
     return {day.isoformat(): figures for day, figures in stats.items()}
 
 
-class _TreePeaks:
+class _TreePeaks(Poller):
     """The JVM's high-water mark, and the most the Python workers held at once."""
 
     def __init__(self, interval_s: float = 0.1) -> None:
-        self.interval_s, self.jvm, self.workers = interval_s, 0, 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
+        super().__init__(interval_s)
+        self.jvm = self.workers = 0
 
-    def run(self) -> None:
-        while not self.stop.is_set():
-            workers = 0
-            for pid in descendants():
-                try:
-                    command = Path(f"/proc/{pid}/cmdline").read_bytes()
-                except OSError:
-                    continue
-                if b"java" in command.split(b"\0")[0]:
-                    self.jvm = max(self.jvm, peak_rss(pid))
-                elif b"pyspark" in command or b"python" in command:
-                    workers += peak_rss(pid)
-            self.workers = max(self.workers, workers)
-            self.stop.wait(self.interval_s)
-
-    def __enter__(self) -> "_TreePeaks":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
+    def poll(self) -> None:
+        workers = 0
+        for pid in descendants():
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"java" in command.split(b"\0")[0]:
+                self.jvm = max(self.jvm, peak_rss(pid))
+            elif b"pyspark" in command or b"python" in command:
+                workers += peak_rss(pid)
+        self.workers = max(self.workers, workers)
 
 
 def _linked_lake(source: Path, target: Path) -> Path:

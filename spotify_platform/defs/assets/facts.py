@@ -61,23 +61,20 @@ def _load_batches(
     table: str,
     days: list[dt.date],
     batches: Iterator[StagedBatch],
-    build: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
-    key: str = "account_id",
+    check: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     log: Log | None = None,
 ) -> dict[str, int]:
-    """Replace `table`'s rows for `days` by `build` of their staged rows (the rows themselves
-    without it), batch by batch; rows loaded per day. Each batch is one transaction, logged as
-    it is committed with its rate.
-
-    `build` sees a batch of small days at once (it groups by dt among its keys), so a month of
-    small days is built in a few calls rather than thirty. A big day's rows go in as they are
-    read, chunk by chunk; built, a bucket of its `key` values at a time (`buckets`), which
-    makes the same rows. Days without staged rows lose any rows they had.
+    """Replace `table`'s rows for `days` by the batches' rows as they are (a big day's chunk
+    by chunk), each frame through `check` first when given; rows loaded per day. Each batch
+    is one transaction, logged as it is committed with its rate. Days without rows lose any
+    rows they had. (Aggregates built from staged rows go through `_load_aggregates`.)
     """
     loader = _Loader(warehouse, table, days, log)
     for batch in batches:
-        with _built(batch, build, key, warehouse.chunk_rows) as frames:
-            loader.load(batch, frames)
+        if check is None:
+            loader.load(batch, batch.frames)
+        else:
+            loader.load(batch, lambda batch=batch: (check(f) for f in batch.frames()))
     return loader.per_day
 
 
@@ -119,25 +116,6 @@ def _counted(
     for frame in frames():
         counts.update(pd.to_datetime(frame["dt"]).value_counts().to_dict())
         yield frame
-
-
-@contextmanager
-def _built(
-    batch: StagedBatch,
-    build: Callable[[pd.DataFrame], pd.DataFrame] | None,
-    key: str,
-    chunk_rows: int,
-) -> Iterator[Callable[[], Iterator[pd.DataFrame]]]:
-    """The frames to load for a batch, as a callable a retried transaction calls again: its
-    staged rows, or `build` of them; for a big day, `build` of each bucket of its plays,
-    spilled to a temporary folder once before the transaction starts."""
-    if build is None:
-        yield batch.frames
-    elif not batch.chunked:
-        yield lambda: (build(frame) for frame in batch.frames())
-    else:
-        with buckets.spilled(batch.tables(), key, batch.buckets(chunk_rows)) as paths:
-            yield lambda: buckets.bucketed(build, paths)
 
 
 FACT_STREAMS = AssetKey(["warehouse", "fact_streams"])
@@ -386,10 +364,7 @@ def _load_written(
     """An aggregate the Spark engine wrote to the lake as it staged the days, loaded as it is
     (checked by its model)."""
     batches = aggregate_batches(lake, aggregate.table, days, warehouse.batch_rows)
-    key = buckets.SPLIT_BY[aggregate.table]
-    return _load_batches(
-        warehouse, aggregate.table, days, batches, aggregate.model.validate, key, log
-    )
+    return _load_batches(warehouse, aggregate.table, days, batches, aggregate.model.validate, log)
 
 
 @contextmanager
