@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from spotify_platform.core.contracts.tables import TABLE_DEFS
 from spotify_platform.core.kpis import aggregates, buckets
-from spotify_platform.core.lake.chunks import day_totals, staged_batches
+from spotify_platform.core.lake.chunks import day_totals, key_counts, staged_batches
 from spotify_platform.core.lake.layout import staging_key
 from spotify_platform.core.lake.store import Lake
 from spotify_platform.core.warehouse.store import Warehouse
@@ -120,6 +120,19 @@ def test_day_totals_sum_a_big_day_chunk_by_chunk(lake):
     assert day_totals(lake, [DAY, DAY + dt.timedelta(days=1)], "ms_played", CHUNK_ROWS) == {
         DAY: (ROWS, int(plays["ms_played"].sum()))
     }
+
+
+def test_key_counts_of_a_big_day_read_chunk_by_chunk_are_the_whole_day_s(lake):
+    plays = awkward_day()
+    counted = key_counts(
+        lake, [DAY, DAY + dt.timedelta(days=1)], ["artist_id", "account_id"], CHUNK_ROWS
+    )
+    for column in ("artist_id", "account_id"):
+        expected = plays[column].dropna().value_counts().to_dict()
+        table = counted[column]
+        got = dict(zip(table["value"].to_pylist(), table["rows"].to_pylist(), strict=True))
+        assert got == expected
+    assert plays["artist_id"].isna().any()
 
 
 def test_a_big_day_goes_in_part_by_part_in_one_transaction(lake, mysql_url):

@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from dagster import (
     AssetCheckExecutionContext,
@@ -29,7 +31,7 @@ from dagster import (
 from spotify_platform.core.contracts.tables import TABLES
 from spotify_platform.core.kpis.lifecycle import next_period
 from spotify_platform.core.kpis.measures import query
-from spotify_platform.core.lake.chunks import day_totals
+from spotify_platform.core.lake.chunks import day_totals, key_counts
 from spotify_platform.core.lake.layout import (
     RAW_ROOT,
     quarantine_key,
@@ -155,21 +157,11 @@ def fact_streams_reconcile(
     return _result(failures, days)
 
 
-# One pass over the days' facts for all three dimensions, not a pass per dimension. NOT IN over
-# each dimension's key: MariaDB materialises the keys once into an in-memory hash table and
-# probes that, instead of a B-tree lookup per fact and dimension.
-ORPHAN_SQL = """
-SELECT SUM(CASE WHEN track_id IS NOT NULL
-                 AND track_id NOT IN (SELECT track_id FROM dim_tracks) THEN 1 ELSE 0 END)
-         AS tracks,
-       SUM(CASE WHEN artist_id IS NOT NULL
-                 AND artist_id NOT IN (SELECT artist_id FROM dim_artists) THEN 1 ELSE 0 END)
-         AS artists,
-       SUM(CASE WHEN account_id NOT IN (SELECT account_id FROM dim_accounts) THEN 1 ELSE 0 END)
-         AS accounts
-FROM fact_streams
-WHERE dt BETWEEN :first AND :last
-"""
+DIMENSION_KEYS = {
+    "tracks": ("dim_tracks", "track_id"),
+    "artists": ("dim_artists", "artist_id"),
+    "accounts": ("dim_accounts", "account_id"),
+}
 
 
 @asset_check(
@@ -184,14 +176,28 @@ WHERE dt BETWEEN :first AND :last
     description="Every fact's track, artist and account exists in its dimension.",
 )
 def fact_streams_referential_integrity(
-    context: AssetCheckExecutionContext, warehouse: WarehouseResource
+    context: AssetCheckExecutionContext, lake: LakeResource, warehouse: WarehouseResource
 ) -> AssetCheckResult:
+    """The days' distinct keys are read from the staged Parquet the fact load wrote, and each
+    is looked up in its dimension by the dimension's primary key: tens of thousands of
+    lookups rather than a scan of the days' facts that probes every row (2.8 s of a million-
+    play day on MariaDB). That the facts are these rows is `fact_streams_reconcile`'s to
+    prove; with WAREHOUSE_FACT_STREAMS=skip the staged Parquet is itself the fact table."""
     days = check_days(context)
-    counts = warehouse.read_frame(query(ORPHAN_SQL, first=days[0], last=days[-1])).iloc[0]
-    orphans = {
-        name: int(counts[name]) if pd.notna(counts[name]) else 0
-        for name in ("tracks", "artists", "accounts")
-    }
+    keys = key_counts(
+        lake, days, [column for _, column in DIMENSION_KEYS.values()], warehouse.chunk_rows
+    )
+
+    def orphan_rows(table: str, column: str) -> int:
+        counted = keys[column]
+        missing = warehouse.absent(table, column, counted["value"].to_pylist())
+        orphaned = pc.is_in(counted["value"], pa.array(sorted(missing), counted["value"].type))
+        return int(pc.sum(pc.filter(counted["rows"], orphaned)).as_py() or 0)
+
+    # One connection per dimension: the server looks the three up at once.
+    with ThreadPoolExecutor(len(DIMENSION_KEYS), thread_name_prefix="dimension-keys") as pool:
+        found = {name: pool.submit(orphan_rows, *where) for name, where in DIMENSION_KEYS.items()}
+        orphans = {name: future.result() for name, future in found.items()}
     return AssetCheckResult(
         passed=not any(orphans.values()),
         metadata={f"orphan_{name}": n for name, n in orphans.items()},

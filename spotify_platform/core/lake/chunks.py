@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -153,6 +154,36 @@ def day_totals(
                 before = totals.get(day, (0, 0))
                 totals[day] = (before[0] + rows, before[1] + (total or 0))
     return totals
+
+
+def key_counts(
+    lake: LakeStore, days: list[dt.date], columns: list[str], chunk_rows: int = CHUNK_ROWS
+) -> dict[str, pa.Table]:
+    """For each staged column, its distinct non-null values over the days (`value`) and the
+    rows holding each (`rows`). Read as stored, dictionary-encoded, `chunk_rows` rows at a
+    time: a day's keys are far fewer than its rows, and are counted by their codes."""
+    parts: dict[str, list[pa.Table]] = {column: [] for column in columns}
+    for day in sorted(staged_sizes(lake, days)):
+        with lake.parquet_file(staging_key(day), read_dictionary=columns) as handle:
+            for batch in handle.iter_batches(batch_size=chunk_rows, columns=columns):
+                for column in columns:
+                    parts[column].append(_code_counts(batch.column(column)))
+    return {column: _summed_counts(tables) for column, tables in parts.items()}
+
+
+def _code_counts(values: pa.DictionaryArray) -> pa.Table:
+    codes = values.indices.drop_null().to_numpy()
+    counts = np.bincount(codes, minlength=len(values.dictionary))
+    used = np.flatnonzero(counts)
+    return pa.table({"value": values.dictionary.take(used), "rows": counts[used]})
+
+
+def _summed_counts(tables: list[pa.Table]) -> pa.Table:
+    if not tables:
+        return pa.table({"value": pa.array([], pa.string()), "rows": pa.array([], pa.int64())})
+    merged = pa.concat_tables(tables, promote_options="permissive")
+    merged = merged.group_by("value").aggregate([("rows", "sum")])
+    return pa.table({"value": merged["value"], "rows": merged["rows_sum"]})
 
 
 def no_fact_rows(days: list[dt.date]) -> Iterator[StagedBatch]:

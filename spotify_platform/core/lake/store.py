@@ -298,20 +298,23 @@ class LakeStore:
         return table if columns is None else table.select(columns)
 
     @contextmanager
-    def parquet_file(self, key: str) -> Iterator[pq.ParquetFile]:
-        """A Parquet object opened for reading part by part (its footer, row groups, columns).
+    def parquet_file(
+        self, key: str, read_dictionary: list[str] | None = None
+    ) -> Iterator[pq.ParquetFile]:
+        """A Parquet object opened for reading part by part (its footer, row groups, columns);
+        `read_dictionary` columns come dictionary-encoded, as they are stored.
 
         A local file is read in place; an S3 object is first copied to a temporary file, so
         a big day is never held in memory whole, only the parts read from it.
         """
         if not self.is_s3:
-            with pq.ParquetFile(self.root / key) as handle:
+            with pq.ParquetFile(self.root / key, read_dictionary=read_dictionary) as handle:
                 yield handle
             return
         with tempfile.TemporaryFile() as copy:
             self._s3().download_fileobj(self.bucket, self.prefix + key, copy)
             copy.seek(0)
-            with pq.ParquetFile(copy) as handle:
+            with pq.ParquetFile(copy, read_dictionary=read_dictionary) as handle:
                 yield handle
 
     def temp_key(self, key: str) -> str:

@@ -27,6 +27,9 @@ from spotify_platform.core.warehouse.frames import typed_frame
 from spotify_platform.core.warehouse.locks import LOCK_TIMEOUT_S, named_lock
 from spotify_platform.core.warehouse.retries import retrying
 
+# Values per IN list of a key lookup: under SQLite's limit of 32,766 bound parameters.
+LOOKUP_BATCH = 5_000
+
 
 class WarehouseStore:
     """SQL warehouse behind one URL: DDL, partition replacement and upserts, nothing Dagster.
@@ -190,6 +193,27 @@ class WarehouseStore:
                 return conn.execute(sa.text(sql), params or {}).scalar()
 
         return retrying(self.display_url, "reading", read)
+
+    def absent(self, table: str, column: str, values: Sequence[Any]) -> set[Any]:
+        """The values of `values` that no row of `table` holds in `column`, looked up
+        LOOKUP_BATCH at a time (a count first: only a batch with misses is read back)."""
+        column_ = TABLES[table].c[column]
+        missing: set[Any] = set()
+        for start in range(0, len(values), LOOKUP_BATCH):
+            batch = list(values[start : start + LOOKUP_BATCH])
+            where = column_.in_(batch)
+
+            def found(batch=batch, where=where) -> set[Any] | None:
+                with self.engine.connect() as conn:
+                    count = conn.execute(sa.select(sa.func.count()).where(where)).scalar()
+                    if count == len(batch):
+                        return None
+                    return set(conn.execute(sa.select(column_).where(where)).scalars())
+
+            present = retrying(self.display_url, f"looking up {table}.{column}", found)
+            if present is not None:
+                missing.update(v for v in batch if v not in present)
+        return missing
 
     @contextmanager
     def exclusive(self, name: str, timeout_s: int = LOCK_TIMEOUT_S) -> Iterator[None]:
