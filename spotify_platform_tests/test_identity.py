@@ -15,6 +15,7 @@ from spotify_platform.core.sources.identity import (
     hex_strings,
     name_id,
     name_ids,
+    name_ids_where,
     pseudonymise,
     text_order,
 )
@@ -59,6 +60,17 @@ def test_surrogate_ids_hash_the_trimmed_casefolded_names():
     ]
     assert got.isna().tolist() == [False, False, True]
     assert name_ids(artists).tolist()[:2] == [_name_id("ABBA"), _name_id("Daft Punk")]
+
+
+def test_surrogate_ids_where_asked_only_and_missing_elsewhere():
+    artists = pd.Series(["ABBA", "Daft Punk", None, "Björk"], dtype="string[pyarrow]")
+    tracks = pd.Series(["Waterloo", "One More Time", "x", "Jóga"], dtype="string[pyarrow]")
+    artists.index = tracks.index = pd.Index([7, 3, 9, 1])
+    got = name_ids_where(np.array([False, True, True, True]), artists, tracks)
+    assert got.index.tolist() == [7, 3, 9, 1]
+    assert got.isna().tolist() == [True, False, True, False]
+    assert got[3] == _name_id("Daft Punk", "One More Time") and got[1] == _name_id("Björk", "Jóga")
+    assert name_ids_where(np.zeros(4, dtype=bool), artists, tracks).isna().all()
 
 
 def test_event_ids_hash_account_end_second_content_and_duration():

@@ -6,6 +6,7 @@ Results are Arrow-backed strings built column-wise: a million rows hash in about
 the one Python call per row being the hash itself.
 """
 
+import functools
 import hashlib
 import hmac
 
@@ -19,6 +20,8 @@ EPOCH = pd.Timestamp(0)
 ONE_SECOND = pd.Timedelta(seconds=1)
 EVENT_ID_BYTES = 16
 MAX_TIE_GROUPS = 10_000
+# Names hashed once per process rather than once per slice they appear in (a cache).
+NAME_ID_MEMO = 200_000
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
@@ -31,7 +34,7 @@ def _strings(values: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
 def _by_distinct(values: pd.Series, digest) -> pd.Series:
     """`digest` of each distinct non-null value, broadcast back; null stays null."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    table = pa.array([digest(u) for u in uniques] + [None], type=pa.large_string())
+    table = pa.array([digest(u) for u in uniques.tolist()] + [None], type=pa.large_string())
     codes = np.where(codes < 0, len(uniques), codes)
     return _strings(table.take(pa.array(codes)), values.index)
 
@@ -59,6 +62,7 @@ def name_id(*parts: str | None) -> str:
     return _joined_id(joined)
 
 
+@functools.lru_cache(maxsize=NAME_ID_MEMO)
 def _joined_id(joined: str) -> str:
     digest = hashlib.blake2b(joined.casefold().encode("utf-8"), digest_size=11).hexdigest()
     return "~" + digest[:21]
@@ -74,6 +78,16 @@ def name_ids(*columns: pd.Series) -> pd.Series:
     for part in parts[1:]:
         joined = joined + SEPARATOR + part
     return _by_distinct(joined, _joined_id)
+
+
+def name_ids_where(keep: np.ndarray, *columns: pd.Series) -> pd.Series:
+    """`name_ids` of the rows where `keep`, missing elsewhere: only those are hashed."""
+    rows = np.flatnonzero(keep)
+    ids = name_ids(*(c.iloc[rows] for c in columns))
+    positions = np.zeros(len(keep), dtype=np.int64)
+    positions[rows] = np.arange(len(rows))
+    taken = pa.array(ids.array).take(pa.array(positions, mask=~np.asarray(keep, dtype=bool)))
+    return _strings(taken, columns[0].index)
 
 
 def _text(series: pd.Series) -> pa.Array:

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from spotify_platform.core.contracts.schemas import StagingStreams
 from spotify_platform.core.sources.countries import UNKNOWN_COUNTRY, local_hour
-from spotify_platform.core.sources.identity import event_ids, name_ids, pseudonymise
+from spotify_platform.core.sources.identity import event_ids, name_ids, name_ids_where, pseudonymise
 from spotify_platform.core.sources.platforms import normalise_platform
 from spotify_platform.core.staging.columns import (
     coalesce,
@@ -132,7 +132,9 @@ def canonicalise(
         string_series(pc.utf8_slice_codeunits(uris, len(_URI_PREFIX)), raw.index),
         from_uri.to_numpy(zero_copy_only=False),
     )
-    surrogate = name_ids(artist_name, track_name)
+    # A track without a Spotify URI (old exports) is known by its names.
+    named = is_track.to_numpy() & ~from_uri.to_numpy(zero_copy_only=False)
+    surrogate = name_ids_where(named, artist_name, track_name)
     track_id = only_where(coalesce(uri_ids, surrogate), is_track)
     track_key = joined("name:", coalesce(artist_name, ""), "\x1f", coalesce(track_name, ""))
     other_key = coalesce(
