@@ -380,6 +380,7 @@ class _GzipLines(io.RawIOBase):
         self._newlines = 0
         self._last = b"\n"
         self._done = False
+        self._counting = True
 
     def readable(self) -> bool:
         return True
@@ -413,13 +414,15 @@ class _GzipLines(io.RawIOBase):
         return chunk
 
     def chunks(self) -> Iterator[bytes]:
-        """The text slice by slice as inflated, without the copy `read` makes of each."""
+        """The text slice by slice as inflated, without the copy `read` makes of each, nor
+        the line count (the caller counts the lines of what it cuts)."""
+        self._counting = False
         while not self._done:
             if chunk := self._inflate_slice():
                 yield chunk
 
     def _observe(self, chunk: bytes) -> None:
-        if not chunk:
+        if not chunk or not self._counting:
             return
         self._newlines += chunk.count(b"\n")
         self._last = chunk[-1:]
