@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
-from dagster import AssetExecutionContext, DailyPartitionsDefinition, MaterializeResult
+from dagster import AssetExecutionContext, AssetKey, DailyPartitionsDefinition, MaterializeResult
 
 DEFAULT_PARTITIONS_START = "2010-01-01"
 # Each day of a range gets its own figures up to this many days. Dagster works out the run's
@@ -47,8 +47,10 @@ def run_summary(
     context: AssetExecutionContext,
     metadata: dict,
     per_day: Mapping[str, Mapping[str, object]] | None = None,
+    asset_key: AssetKey | None = None,
 ) -> MaterializeResult:
-    """The run's figures, and each day's own (`per_day`, by partition key) on its day.
+    """The run's figures, and each day's own (`per_day`, by partition key) on its day;
+    `asset_key` names the asset in a step of several.
 
     A one-day run's on its day. A range's run figures go on its last day only, with the range
     named: returned for a range, they would be copied onto every day of it, as if each day had
@@ -58,16 +60,19 @@ def run_summary(
     per_day = per_day or {}
     if len(keys) <= 1:
         own = per_day.get(keys[0], {}) if keys else {}
-        return MaterializeResult(metadata={**own, **metadata})
+        return MaterializeResult(asset_key=asset_key, metadata={**own, **metadata})
     if len(keys) <= DAY_FIGURES_UP_TO:
         for key in keys[:-1]:
             if per_day.get(key):
-                context.add_asset_metadata(dict(per_day[key]), partition_key=key)
+                context.add_asset_metadata(
+                    dict(per_day[key]), asset_key=asset_key, partition_key=key
+                )
     context.add_asset_metadata(
         {**per_day.get(keys[-1], {}), "run_range": f"{keys[0]}..{keys[-1]}", **metadata},
+        asset_key=asset_key,
         partition_key=keys[-1],
     )
-    return MaterializeResult()
+    return MaterializeResult(asset_key=asset_key)
 
 
 def day_range(first: dt.date, last: dt.date) -> list[dt.date]:

@@ -31,6 +31,7 @@ STEP_STAGES = {
     "warehouse__dim_tracks": "dimensions",
     "warehouse__dim_artists": "dimensions",
     "warehouse__dim_accounts": "dimensions",
+    "warehouse_kpis": "KPIs",
     "lake__dashboard": "dashboard",
 }
 STAGE_ORDER = [

@@ -1,7 +1,16 @@
-"""KPI layer: one warehouse table per KPI, keyed by day."""
+"""KPI layer: one warehouse table per KPI, keyed by day, all built in one step.
+
+Each KPI is a query or a few over the aggregates and a little pandas: work that waits on the
+server more than it computes. One step builds the selected KPIs on KPI_THREADS connections at
+once and reports each as it is written, rather than a step each taking its turn (a process
+each, where runs launched from the UI run steps apart).
+"""
 
 import datetime as dt
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 
 import pandas as pd
 import sqlalchemy as sa
@@ -9,11 +18,12 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetMaterialization,
-    AssetsDefinition,
+    AssetSpec,
     BackfillPolicy,
+    Failure,
     MaterializeResult,
     MetadataValue,
-    asset,
+    multi_asset,
 )
 
 from spotify_platform.core.contracts.schemas import (
@@ -54,8 +64,6 @@ SESSIONS_DAILY = AssetKey(["warehouse", "agg_account_sessions"])
 FACT_STREAMS = AssetKey(["warehouse", "fact_streams"])
 
 
-def gated(*keys: AssetKey) -> list[AssetKey]:
-    return [*keys, FACT_STREAMS]
 COMMON = {
     "group_name": "kpis",
     "kinds": {"mysql", "pandas"},
@@ -63,27 +71,49 @@ COMMON = {
     "backfill_policy": BackfillPolicy.single_run(),
     "pool": WAREHOUSE_POOL,
 }
+# KPIs built at once by the KPI step (`KPI_THREADS`), each on a connection of its own; one
+# at a time on SQLite, which has one writer.
+KPI_THREADS = int(os.environ.get("KPI_THREADS", "2"))
+
+
+def gated(*keys: AssetKey) -> list[AssetKey]:
+    return [*keys, FACT_STREAMS]
 
 
 def _preview(frame: pd.DataFrame, rows: int = 10) -> MetadataValue:
     return MetadataValue.md(frame.head(rows).to_markdown(index=False) if len(frame) else "no rows")
 
 
-@asset(
-    key=["warehouse", "kpi_daily_streams"],
-    deps=gated(AGG),
-    description="Plays, streams (>= 30 s track plays), listeners, minutes and skip rate per day.",
-    **COMMON,
-)
-def kpi_daily_streams(
-    context: AssetExecutionContext, warehouse: WarehouseResource
-) -> MaterializeResult:
-    days = days_of(context)
+@dataclass
+class Built:
+    """What building a KPI over the run's days gave: the run's figures, each day's own, and
+    the days outside the run it recomputed (with why)."""
+
+    metadata: dict
+    per_day: dict[str, dict[str, object]] | None = None
+    later: list[dt.date] = field(default_factory=list)
+    later_reason: str = "recomputed: an earlier day in its window was (re)loaded"
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """A KPI table: the aggregates (and dimensions) it reads, and how it is built."""
+
+    table: str
+    deps: list[AssetKey]
+    description: str
+    build: Callable[[WarehouseResource, list[dt.date]], Built]
+
+    @property
+    def key(self) -> AssetKey:
+        return AssetKey(["warehouse", self.table])
+
+
+def _daily_streams(warehouse: WarehouseResource, days: list[dt.date]) -> Built:
     sums = warehouse.read_frame(kpis.query(kpis.DAILY_SUMS_SQL, first=days[0], last=days[-1]))
     frame = KpiDailyStreams.validate(kpis.daily_streams(sums, days))
     warehouse.replace_days("kpi_daily_streams", days, frame)
-    return run_summary(
-        context,
+    return Built(
         {
             "days": len(frame),
             "streams_in_run": int(frame["streams"].sum()),
@@ -118,32 +148,18 @@ def _processed_days(
 
 
 def _windowed(
-    asset_key: AssetKey,
-    later: list[dt.date],
-    reason: str = "recomputed: an earlier day in its window was (re)loaded",
-) -> Iterator[AssetMaterialization]:
-    for day in later:
-        yield AssetMaterialization(
-            asset_key=asset_key, partition=day.isoformat(), metadata={"reason": reason}
-        )
-
-
-def _windowed_kpi(
     table: str,
-    description: str,
     horizon: int,
     sql: str,
     windows: Callable[[dt.date], dict[str, dt.date]],
     row: Callable[..., dict],
     model: type,
     figures: list[str],
-) -> AssetsDefinition:
+) -> Callable[[WarehouseResource, list[dt.date]], Built]:
     """A KPI of each day's trailing window of agg_account_daily: one count query per day, and
     the later days whose window holds one of the run's days recomputed with them."""
 
-    @asset(key=["warehouse", table], deps=gated(AGG), description=description, **COMMON)
-    def windowed_kpi(context: AssetExecutionContext, warehouse: WarehouseResource):
-        days = days_of(context)
+    def build(warehouse: WarehouseResource, days: list[dt.date]) -> Built:
         with warehouse.exclusive(table):
             later = _later_days(warehouse, table, days, horizon)
             rows = []
@@ -152,60 +168,26 @@ def _windowed_kpi(
                 rows.append(row(*counts.iloc[0].tolist(), day=day))
             frame = model.validate(pd.DataFrame(rows))
             warehouse.replace_days(table, days + later, frame)
-        yield from _windowed(context.asset_key, later)
-        yield run_summary(
-            context,
+        return Built(
             {"later_days_recomputed": len(later), "preview": _preview(frame.tail(10))},
             day_figures(frame, figures),
+            later,
         )
 
-    return windowed_kpi
+    return build
 
 
-kpi_active_users = _windowed_kpi(
-    "kpi_active_users",
-    "DAU, WAU (7 days), MAU (30 days) and stickiness, from agg_account_daily.",
-    kpis.ACTIVE_HORIZON_DAYS,
-    kpis.ACTIVE_USERS_SQL,
-    kpis.windows,
-    kpis.active_users,
-    KpiActiveUsers,
-    ["dau", "wau", "mau", "stickiness"],
-)
-
-kpi_churn = _windowed_kpi(
-    "kpi_churn",
-    "30-day churn: accounts streaming in [D-59, D-30] without a stream in [D-29, D].",
-    kpis.CHURN_HORIZON_DAYS,
-    kpis.CHURN_SQL,
-    kpis.churn_windows,
-    kpis.churn,
-    KpiChurn,
-    ["base_accounts", "churned_accounts", "churn_rate"],
-)
-
-
-@asset(
-    key=["warehouse", "kpi_retention"],
-    deps=gated(AGG),
-    description=(
-        "Weekly retention cohorts by first stream ever; the whole triangle is recomputed so "
-        "late days land in every cohort they touch."
-    ),
-    **COMMON,
-)
-def kpi_retention(context: AssetExecutionContext, warehouse: WarehouseResource):
+def _retention(warehouse: WarehouseResource, days: list[dt.date]) -> Built:
     with warehouse.exclusive("kpi_retention"):
         counts = warehouse.read_frame(kpis.retention_query(warehouse.dialect))
         frame = KpiRetention.validate(kpis.retention(counts))
         warehouse.replace_all("kpi_retention", frame)
-    return run_summary(
-        context,
+    return Built(
         {
             "cohorts": int(frame["cohort_week"].nunique()),
             "dagster/row_count": len(frame),
             "preview": _preview(frame[frame["week_offset"] <= 4].tail(10)),
-        },
+        }
     )
 
 
@@ -215,105 +197,21 @@ def _rows_by_day(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
     return {day.isoformat(): {"dagster/partition_row_count": int(n)} for day, n in counts.items()}
 
 
-def _grouped_kpi(
-    table: str,
-    deps: list[AssetKey],
-    description: str,
-    sql: str,
-    shape: Callable[[pd.DataFrame], pd.DataFrame],
-) -> AssetsDefinition:
+def _grouped(
+    table: str, sql: str, shape: Callable[[pd.DataFrame], pd.DataFrame]
+) -> Callable[[WarehouseResource, list[dt.date]], Built]:
     """A KPI of groups within each day (countries, hours, genres, artists, ...): one grouped
     query over the run's days in the warehouse, shaped and validated in pandas."""
 
-    @asset(key=["warehouse", table], deps=gated(*deps), description=description, **COMMON)
-    def grouped_kpi(
-        context: AssetExecutionContext, warehouse: WarehouseResource
-    ) -> MaterializeResult:
-        days = days_of(context)
+    def build(warehouse: WarehouseResource, days: list[dt.date]) -> Built:
         frame = shape(warehouse.read_frame(kpis.query(sql, first=days[0], last=days[-1])))
         warehouse.replace_days(table, days, frame)
-        return run_summary(
-            context, {"rows": len(frame), "preview": _preview(frame)}, _rows_by_day(frame)
-        )
+        return Built({"rows": len(frame), "preview": _preview(frame)}, _rows_by_day(frame))
 
-    return grouped_kpi
+    return build
 
 
-kpi_engagement_by_region_hour = _grouped_kpi(
-    "kpi_engagement_by_region_hour",
-    [HOURLY],
-    "Streams, listeners and minutes by country and local hour of the play's start.",
-    kpis.REGION_HOUR_SQL,
-    lambda g: KpiEngagementByRegionHour.validate(kpis.engagement(g, ["country", "local_hour"])),
-)
-
-kpi_engagement_by_utc_hour = _grouped_kpi(
-    "kpi_engagement_by_utc_hour",
-    [HOURLY],
-    "Streams, listeners and minutes by UTC hour of the play's start.",
-    kpis.UTC_HOUR_SQL,
-    lambda g: KpiEngagementByUtcHour.validate(kpis.engagement(g, ["utc_hour"])),
-)
-
-kpi_genre_share = _grouped_kpi(
-    "kpi_genre_share",
-    [ARTISTS_DAILY, AssetKey(["warehouse", "dim_artists"])],
-    "Share of the day's streams by the artist's primary genre ('unknown' if none).",
-    kpis.GENRE_SQL,
-    lambda g: KpiGenreShare.validate(kpis.shares(g, "streams")),
-)
-
-kpi_platform_mix = _grouped_kpi(
-    "kpi_platform_mix",
-    [HOURLY],
-    "Share of the day's plays by device family.",
-    kpis.PLATFORM_SQL,
-    lambda g: KpiPlatformMix.validate(kpis.shares(g, "plays")),
-)
-
-kpi_top_artists = _grouped_kpi(
-    "kpi_top_artists",
-    [ARTISTS_DAILY],
-    "Top 50 artists per day by streams (dense rank), with listeners and minutes.",
-    kpis.TOP_ARTISTS_SQL,
-    lambda g: KpiTopArtists.validate(kpis.top_list(g, ["artist_name"]))[
-        ["dt", "rank", "artist_name", "streams", "listeners", "minutes_played"]
-    ],
-)
-
-kpi_top_tracks = _grouped_kpi(
-    "kpi_top_tracks",
-    [TRACKS_DAILY],
-    "Top 50 tracks per day by streams (dense rank), with listeners and minutes.",
-    kpis.TOP_TRACKS_SQL,
-    lambda g: KpiTopTracks.validate(kpis.top_list(g, ["track_name", "artist_name", "track_id"]))[
-        [
-            "dt",
-            "rank",
-            "track_id",
-            "track_name",
-            "artist_name",
-            "streams",
-            "listeners",
-            "minutes_played",
-        ]
-    ],
-)
-
-
-@asset(
-    key=["warehouse", "kpi_growth_accounting"],
-    deps=gated(AGG),
-    description=(
-        "Active accounts per calendar week and month split into new, retained and resurrected, "
-        "with those churned and the quick ratio; a run recomputes its periods and later ones."
-    ),
-    **COMMON,
-)
-def kpi_growth_accounting(
-    context: AssetExecutionContext, warehouse: WarehouseResource
-) -> MaterializeResult:
-    days = days_of(context)
+def _growth_accounting(warehouse: WarehouseResource, days: list[dt.date]) -> Built:
     t = TABLES["kpi_growth_accounting"]
     with warehouse.exclusive("kpi_growth_accounting"):
         first = warehouse.read_frame(sa.text(lifecycle.FIRST_STREAM_SQL))
@@ -326,30 +224,21 @@ def kpi_growth_accounting(
             "kpi_growth_accounting", lifecycle.replaced_periods(t, periods, first_stream), frame
         )
         stored_rows = warehouse.scalar("SELECT COUNT(*) FROM kpi_growth_accounting")
-    return run_summary(
-        context,
+    return Built(
         {
             "periods_computed": len(frame),
             "dagster/row_count": int(stored_rows),
             "preview": _preview(frame.tail(10)),
-        },
+        }
     )
 
 
-@asset(
-    key=["warehouse", "kpi_listeners_at_risk"],
-    deps=gated(SEGMENTS_DAILY),
-    description=(
-        "Per (country, platform) segment: accounts with a stream in the last 28 days and those "
-        "of them without one in the last 7 (at risk)."
-    ),
-    **COMMON,
-)
-def kpi_listeners_at_risk(context: AssetExecutionContext, warehouse: WarehouseResource):
-    days = days_of(context)
+def _listeners_at_risk(warehouse: WarehouseResource, days: list[dt.date]) -> Built:
     with warehouse.exclusive("kpi_listeners_at_risk"):
         # A day without active accounts has no row here; kpi_daily_streams has one for every
-        # processed day, so it says which later days this run's days reach into.
+        # processed day, so it says which later days this run's days reach into. It is built
+        # in the same step, maybe at the same time: its stored days before this run are what
+        # tells, and the run's own days are not among the later ones.
         later = _later_days(warehouse, "kpi_daily_streams", days, lifecycle.RISK_WINDOW_DAYS - 1)
         counts = [
             warehouse.read_frame(statement)
@@ -357,31 +246,20 @@ def kpi_listeners_at_risk(context: AssetExecutionContext, warehouse: WarehouseRe
         ]
         frame = KpiListenersAtRisk.validate(lifecycle.listeners_at_risk(pd.concat(counts)))
         warehouse.replace_days("kpi_listeners_at_risk", days + later, frame)
-    yield from _windowed(context.asset_key, later)
     last = frame[frame["dt"] == pd.Timestamp(days[-1])]
     totals = frame.groupby("dt", as_index=False)[["at_risk", "active_28d"]].sum()
-    yield run_summary(
-        context,
+    return Built(
         {
             "rows": len(frame),
             "later_days_recomputed": len(later),
             "preview": _preview(last.sort_values("at_risk", ascending=False)),
         },
         day_figures(totals, ["at_risk", "active_28d"]),
+        later,
     )
 
 
-@asset(
-    key=["warehouse", "kpi_sessions"],
-    deps=gated(SESSIONS_DAILY),
-    description=(
-        "Listening sessions (plays at most 30 minutes apart) by the UTC day they start: count, "
-        "listeners, minutes, mean and median length, plays per session."
-    ),
-    **COMMON,
-)
-def kpi_sessions(context: AssetExecutionContext, warehouse: WarehouseResource):
-    days = days_of(context)
+def _sessions(warehouse: WarehouseResource, days: list[dt.date]) -> Built:
     one_day = dt.timedelta(days=1)
     with warehouse.exclusive("kpi_sessions"):
         # Sessions cross midnight: the day before and the day after, where already computed,
@@ -402,9 +280,7 @@ def kpi_sessions(context: AssetExecutionContext, warehouse: WarehouseResource):
         found = sessions.sessions_starting(wanted[0], wanted[-1], read)
         frame = KpiSessions.validate(sessions.daily(found, wanted))
         warehouse.replace_days("kpi_sessions", wanted, frame)
-    yield from _windowed(context.asset_key, neighbours, "recomputed: sessions cross midnight")
-    yield run_summary(
-        context,
+    return Built(
         {
             "sessions_in_run": int(frame["sessions"].sum()),
             "neighbour_days_recomputed": len(neighbours),
@@ -413,4 +289,203 @@ def kpi_sessions(context: AssetExecutionContext, warehouse: WarehouseResource):
         day_figures(
             frame, ["sessions", "listeners", "avg_session_minutes", "median_session_minutes"]
         ),
+        neighbours,
+        "recomputed: sessions cross midnight",
     )
+
+
+KPIS = [
+    Kpi(
+        "kpi_daily_streams",
+        [AGG],
+        "Plays, streams (>= 30 s track plays), listeners, minutes and skip rate per day.",
+        _daily_streams,
+    ),
+    Kpi(
+        "kpi_active_users",
+        [AGG],
+        "DAU, WAU (7 days), MAU (30 days) and stickiness, from agg_account_daily.",
+        _windowed(
+            "kpi_active_users",
+            kpis.ACTIVE_HORIZON_DAYS,
+            kpis.ACTIVE_USERS_SQL,
+            kpis.windows,
+            kpis.active_users,
+            KpiActiveUsers,
+            ["dau", "wau", "mau", "stickiness"],
+        ),
+    ),
+    Kpi(
+        "kpi_churn",
+        [AGG],
+        "30-day churn: accounts streaming in [D-59, D-30] without a stream in [D-29, D].",
+        _windowed(
+            "kpi_churn",
+            kpis.CHURN_HORIZON_DAYS,
+            kpis.CHURN_SQL,
+            kpis.churn_windows,
+            kpis.churn,
+            KpiChurn,
+            ["base_accounts", "churned_accounts", "churn_rate"],
+        ),
+    ),
+    Kpi(
+        "kpi_retention",
+        [AGG],
+        "Weekly retention cohorts by first stream ever; the whole triangle is recomputed so "
+        "late days land in every cohort they touch.",
+        _retention,
+    ),
+    Kpi(
+        "kpi_engagement_by_region_hour",
+        [HOURLY],
+        "Streams, listeners and minutes by country and local hour of the play's start.",
+        _grouped(
+            "kpi_engagement_by_region_hour",
+            kpis.REGION_HOUR_SQL,
+            lambda g: KpiEngagementByRegionHour.validate(
+                kpis.engagement(g, ["country", "local_hour"])
+            ),
+        ),
+    ),
+    Kpi(
+        "kpi_engagement_by_utc_hour",
+        [HOURLY],
+        "Streams, listeners and minutes by UTC hour of the play's start.",
+        _grouped(
+            "kpi_engagement_by_utc_hour",
+            kpis.UTC_HOUR_SQL,
+            lambda g: KpiEngagementByUtcHour.validate(kpis.engagement(g, ["utc_hour"])),
+        ),
+    ),
+    Kpi(
+        "kpi_genre_share",
+        [ARTISTS_DAILY, AssetKey(["warehouse", "dim_artists"])],
+        "Share of the day's streams by the artist's primary genre ('unknown' if none).",
+        _grouped(
+            "kpi_genre_share",
+            kpis.GENRE_SQL,
+            lambda g: KpiGenreShare.validate(kpis.shares(g, "streams")),
+        ),
+    ),
+    Kpi(
+        "kpi_platform_mix",
+        [HOURLY],
+        "Share of the day's plays by device family.",
+        _grouped(
+            "kpi_platform_mix",
+            kpis.PLATFORM_SQL,
+            lambda g: KpiPlatformMix.validate(kpis.shares(g, "plays")),
+        ),
+    ),
+    Kpi(
+        "kpi_top_artists",
+        [ARTISTS_DAILY],
+        "Top 50 artists per day by streams (dense rank), with listeners and minutes.",
+        _grouped(
+            "kpi_top_artists",
+            kpis.TOP_ARTISTS_SQL,
+            lambda g: KpiTopArtists.validate(kpis.top_list(g, ["artist_name"]))[
+                ["dt", "rank", "artist_name", "streams", "listeners", "minutes_played"]
+            ],
+        ),
+    ),
+    Kpi(
+        "kpi_top_tracks",
+        [TRACKS_DAILY],
+        "Top 50 tracks per day by streams (dense rank), with listeners and minutes.",
+        _grouped(
+            "kpi_top_tracks",
+            kpis.TOP_TRACKS_SQL,
+            lambda g: KpiTopTracks.validate(
+                kpis.top_list(g, ["track_name", "artist_name", "track_id"])
+            )[
+                [
+                    "dt",
+                    "rank",
+                    "track_id",
+                    "track_name",
+                    "artist_name",
+                    "streams",
+                    "listeners",
+                    "minutes_played",
+                ]
+            ],
+        ),
+    ),
+    Kpi(
+        "kpi_growth_accounting",
+        [AGG],
+        "Active accounts per calendar week and month split into new, retained and resurrected, "
+        "with those churned and the quick ratio; a run recomputes its periods and later ones.",
+        _growth_accounting,
+    ),
+    Kpi(
+        "kpi_listeners_at_risk",
+        [SEGMENTS_DAILY],
+        "Per (country, platform) segment: accounts with a stream in the last 28 days and those "
+        "of them without one in the last 7 (at risk).",
+        _listeners_at_risk,
+    ),
+    Kpi(
+        "kpi_sessions",
+        [SESSIONS_DAILY],
+        "Listening sessions (plays at most 30 minutes apart) by the UTC day they start: count, "
+        "listeners, minutes, mean and median length, plays per session.",
+        _sessions,
+    ),
+]
+
+
+@multi_asset(
+    name="warehouse_kpis",
+    specs=[
+        AssetSpec(
+            kpi.key,
+            deps=gated(*kpi.deps),
+            description=kpi.description,
+            group_name=COMMON["group_name"],
+            kinds=COMMON["kinds"],
+        )
+        for kpi in KPIS
+    ],
+    can_subset=True,
+    partitions_def=COMMON["partitions_def"],
+    backfill_policy=COMMON["backfill_policy"],
+    pool=COMMON["pool"],
+)
+def warehouse_kpis(
+    context: AssetExecutionContext, warehouse: WarehouseResource
+) -> Iterator[MaterializeResult | AssetMaterialization]:
+    """The selected KPIs over the run's days, KPI_THREADS at a time, each reported as soon as
+    it is written. One that fails does not stop the others; the step then fails naming it."""
+    days = days_of(context)
+    chosen = [kpi for kpi in KPIS if kpi.key in context.selected_asset_keys]
+    failed: dict[str, BaseException] = {}
+    threads = 1 if warehouse.dialect == "sqlite" else max(1, KPI_THREADS)
+    with ThreadPoolExecutor(threads, thread_name_prefix="kpi") as pool:
+        building = {pool.submit(kpi.build, warehouse, days): kpi for kpi in chosen}
+        for future in as_completed(building):
+            kpi = building[future]
+            error = future.exception()
+            if error is not None:
+                context.log.error(f"{kpi.table} failed: {error}")
+                failed[kpi.table] = error
+                continue
+            built = future.result()
+            for day in built.later:
+                yield AssetMaterialization(
+                    asset_key=kpi.key,
+                    partition=day.isoformat(),
+                    metadata={"reason": built.later_reason},
+                )
+            yield run_summary(context, built.metadata, built.per_day, asset_key=kpi.key)
+    if len(failed) == 1:
+        (error,) = failed.values()
+        raise error
+    if failed:
+        raise Failure(
+            description="KPIs failed: "
+            + "; ".join(f"{table}: {error}" for table, error in failed.items()),
+            metadata={"failed_kpis": sorted(failed)},
+        )
