@@ -7,6 +7,8 @@ import pytest
 import sqlalchemy as sa
 from dagster import (
     AssetCheckEvaluation,
+    AssetCheckKey,
+    AssetKey,
     AssetSelection,
     DagsterInstance,
     RunRequest,
@@ -39,14 +41,20 @@ def built(tmp_path_factory):
     return resources, instance
 
 
+def kpi_check(table: str, name: str) -> AssetCheckKey:
+    """A KPI invariant, checked by the KPI step (`warehouse_kpis`) when selected alone."""
+    return AssetCheckKey(AssetKey(["warehouse", table]), name)
+
+
 def evaluate(resources, check, day=DAY) -> tuple[bool, dict]:
     selection = AssetSelection.checks(check)
+    partitioned = isinstance(check, AssetCheckKey) or check.partitions_def
     tags = (
         {
             "dagster/asset_partition_range_start": day.isoformat(),
             "dagster/asset_partition_range_end": day.isoformat(),
         }
-        if check.partitions_def
+        if partitioned
         else {}
     )
     result = materialize(
@@ -146,7 +154,7 @@ def test_dau_above_mau_fails(built):
     table = TABLES["kpi_active_users"]
     with resources["warehouse"].engine.begin() as conn:
         conn.execute(sa.update(table).where(table.c.dt == DAY).values(dau=10**6))
-    passed, metadata = evaluate(resources, checks.active_users_ordered)
+    passed, metadata = evaluate(resources, kpi_check("kpi_active_users", "active_users_ordered"))
     assert not passed and DAY.isoformat() in metadata["failing_days"]
 
 
@@ -157,8 +165,8 @@ def test_broken_shares_and_ranks_fail(built):
     with resources["warehouse"].engine.begin() as conn:
         conn.execute(sa.update(genre).where(genre.c.dt == DAY).values(share=0.5))
         conn.execute(sa.update(top).where(top.c.dt == DAY, top.c.rank == 1).values(rank=3))
-    share_check = next(c for c in checks.KPI_CHECKS if "kpi_genre_share" in str(c.check_keys))
-    top_check = next(c for c in checks.KPI_CHECKS if "kpi_top_artists" in str(c.check_keys))
+    share_check = kpi_check("kpi_genre_share", "shares_sum_to_one")
+    top_check = kpi_check("kpi_top_artists", "dense_ranks_at_most_50")
     assert not evaluate(resources, share_check)[0]
     assert not evaluate(resources, top_check)[0]
 
@@ -168,18 +176,19 @@ def test_retention_week_zero_not_one_fails(built):
     table = TABLES["kpi_retention"]
     with resources["warehouse"].engine.begin() as conn:
         conn.execute(sa.update(table).where(table.c.week_offset == 0).values(retention_rate=0.9))
-    passed, metadata = evaluate(resources, checks.retention_week_zero_is_one)
+    passed, metadata = evaluate(resources, kpi_check("kpi_retention", "retention_week_zero_is_one"))
     assert not passed and metadata["cohorts_not_one_at_week_0"]
 
 
 def test_growth_accounting_that_does_not_add_up_fails_and_blocks(built):
     resources, _ = built
     table = TABLES["kpi_growth_accounting"]
-    assert all(spec.blocking for spec in checks.growth_accounting_identities.check_specs)
-    assert evaluate(resources, checks.growth_accounting_identities)[0]
+    check = kpi_check("kpi_growth_accounting", "growth_accounting_identities")
+    assert next(s for s in kpis.warehouse_kpis.check_specs if s.key == check).blocking
+    assert evaluate(resources, check)[0]
     with resources["warehouse"].engine.begin() as conn:
         conn.execute(sa.update(table).where(table.c.period == "week").values(new=table.c.new + 1))
-    passed, metadata = evaluate(resources, checks.growth_accounting_identities)
+    passed, metadata = evaluate(resources, check)
     assert not passed
     monday = DAY - dt.timedelta(days=DAY.weekday())
     assert f"week {monday}" in metadata["failing_periods"]
@@ -188,20 +197,21 @@ def test_growth_accounting_that_does_not_add_up_fails_and_blocks(built):
 def test_more_at_risk_than_active_or_a_wrong_share_fails(built):
     resources, _ = built
     table = TABLES["kpi_listeners_at_risk"]
-    assert evaluate(resources, checks.listeners_at_risk_within_active)[0]
+    check = kpi_check("kpi_listeners_at_risk", "listeners_at_risk_within_active")
+    assert evaluate(resources, check)[0]
     with resources["warehouse"].engine.begin() as conn:
         conn.execute(sa.update(table).where(table.c.dt == DAY).values(at_risk_share=0.5))
-    passed, metadata = evaluate(resources, checks.listeners_at_risk_within_active)
+    passed, metadata = evaluate(resources, check)
     assert not passed and metadata["failing_days"]
 
 
 def test_sessions_with_more_listeners_than_sessions_fail(built):
     resources, _ = built
     table = TABLES["kpi_sessions"]
-    assert evaluate(resources, checks.sessions_consistent)[0]
+    assert evaluate(resources, kpi_check("kpi_sessions", "sessions_consistent"))[0]
     with resources["warehouse"].engine.begin() as conn:
         conn.execute(sa.update(table).where(table.c.dt == DAY).values(listeners=10**6))
-    passed, metadata = evaluate(resources, checks.sessions_consistent)
+    passed, metadata = evaluate(resources, kpi_check("kpi_sessions", "sessions_consistent"))
     assert not passed and DAY.isoformat() in metadata["failing_days"]
 
 

@@ -4,7 +4,7 @@ KPI that fails leaves the others built and is named by the step's failure."""
 import datetime as dt
 
 import sqlalchemy as sa
-from dagster import DagsterInstance, materialize
+from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterInstance, materialize
 
 from spotify_platform.core.contracts.tables import TABLES
 from spotify_platform.defs.assets import kpis
@@ -56,3 +56,27 @@ def test_a_failing_kpi_leaves_the_others_built_and_is_named(tmp_path, mysql_url)
     assert built == KPI_TABLES - {"kpi_sessions"}
     (failure,) = [event for event in result.all_events if event.is_step_failure]
     assert "kpi_sessions" in failure.event_specific_data.error.to_string()
+
+
+def test_a_check_run_on_its_own_outside_a_partition_checks_every_stored_day(
+    tmp_path, mysql_url
+):
+    resources = make_resources(tmp_path, accounts=40, warehouse_url=mysql_url)
+    instance = DagsterInstance.ephemeral()
+    assert run_days(resources, DAY - dt.timedelta(days=2), DAY, instance=instance)
+    table = TABLES["kpi_active_users"]
+    with resources["warehouse"].engine.begin() as conn:
+        conn.execute(sa.update(table).where(table.c.dt == DAY).values(dau=10**6))
+    check = AssetCheckKey(AssetKey(["warehouse", "kpi_active_users"]), "active_users_ordered")
+    result = materialize(
+        [kpis.warehouse_kpis],
+        resources={"warehouse": resources["warehouse"]},
+        selection=AssetSelection.checks(check),
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.get_asset_materialization_events()
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert evaluation.metadata["days_checked"].value == 3
+    assert list(evaluation.metadata["failing_days"].value) == [DAY.isoformat()]

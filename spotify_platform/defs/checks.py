@@ -15,7 +15,6 @@ from typing import TypeVar
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import sqlalchemy as sa
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -28,8 +27,6 @@ from dagster import (
     build_time_partition_freshness_checks,
 )
 
-from spotify_platform.core.contracts.tables import TABLES
-from spotify_platform.core.kpis.lifecycle import next_period
 from spotify_platform.core.kpis.measures import query
 from spotify_platform.core.lake.chunks import day_totals, key_counts
 from spotify_platform.core.lake.layout import (
@@ -61,7 +58,9 @@ def _key(*parts: str) -> AssetKey:
     return AssetKey(list(parts))
 
 
-def _result(failures: dict[str, object], checked: list[dt.date], **metadata) -> AssetCheckResult:
+def days_result(
+    failures: dict[str, object], checked: list[dt.date], **metadata
+) -> AssetCheckResult:
     return AssetCheckResult(
         passed=not failures,
         metadata={
@@ -116,7 +115,7 @@ def staging_reconciles_with_raw(
                 "quarantined": quarantined,
                 "duplicates": duplicates,
             }
-    return _result(failures, days)
+    return days_result(failures, days)
 
 
 @asset_check(
@@ -154,7 +153,7 @@ def fact_streams_reconcile(
                 "staged_ms_played": staged_ms,
                 "fact_ms_played": ms,
             }
-    return _result(failures, days)
+    return days_result(failures, days)
 
 
 DIMENSION_KEYS = {
@@ -204,230 +203,6 @@ def fact_streams_referential_integrity(
     )
 
 
-def _kpi_rows(
-    context: AssetCheckExecutionContext, warehouse: WarehouseResource, table: str
-) -> tuple[list[dt.date], pd.DataFrame]:
-    days = check_days(context)
-    t = TABLES[table]
-    frame = warehouse.read_frame(sa.select(t).where(t.c.dt.between(days[0], days[-1])))
-    frame["dt"] = pd.to_datetime(frame["dt"]).dt.date.astype(str)
-    return days, frame
-
-
-@asset_check(
-    asset=_key("warehouse", "kpi_active_users"),
-    partitions_def=daily_partitions,
-    description="DAU <= WAU <= MAU and stickiness in [0, 1].",
-)
-def active_users_ordered(
-    context: AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> AssetCheckResult:
-    days, frame = _kpi_rows(context, warehouse, "kpi_active_users")
-    bad = frame[
-        (frame["dau"] > frame["wau"])
-        | (frame["wau"] > frame["mau"])
-        | (frame["stickiness"].astype(float) > 1)
-        | (frame["stickiness"].astype(float) < 0)
-    ]
-    return _result({r.dt: [int(r.dau), int(r.wau), int(r.mau)] for r in bad.itertuples()}, days)
-
-
-RATE_COLUMNS = {
-    "kpi_daily_streams": "skip_rate",
-    "kpi_churn": "churn_rate",
-}
-
-
-def _rate_check(table: str, column: str) -> AssetChecksDefinition:
-    @asset_check(
-        asset=_key("warehouse", table),
-        partitions_def=daily_partitions,
-        name=f"{column}_in_unit_interval",
-        description=f"{column} is NULL or within [0, 1].",
-    )
-    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
-        days, frame = _kpi_rows(context, warehouse, table)
-        values = pd.to_numeric(frame[column])
-        bad = frame[(values < 0) | (values > 1)]
-        return _result({r.dt: float(getattr(r, column)) for r in bad.itertuples()}, days)
-
-    return _check
-
-
-def _share_check(table: str) -> AssetChecksDefinition:
-    @asset_check(
-        asset=_key("warehouse", table),
-        partitions_def=daily_partitions,
-        name="shares_sum_to_one",
-        description="Each day's shares are in [0, 1] and add up to 1.",
-    )
-    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
-        days, frame = _kpi_rows(context, warehouse, table)
-        sums = frame.groupby("dt")["share"].sum()
-        out_of_range = set(frame.loc[(frame["share"] < 0) | (frame["share"] > 1), "dt"])
-        failures = {
-            day: float(total)
-            for day, total in sums.items()
-            if abs(total - 1) > SHARE_TOLERANCE or day in out_of_range
-        }
-        return _result(failures, days)
-
-    return _check
-
-
-def _top_list_check(table: str) -> AssetChecksDefinition:
-    @asset_check(
-        asset=_key("warehouse", table),
-        partitions_def=daily_partitions,
-        name="dense_ranks_at_most_50",
-        description="At most 50 rows a day; ranks dense from 1 and falling with streams.",
-    )
-    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
-        days, frame = _kpi_rows(context, warehouse, table)
-        failures = {}
-        for day, rows in frame.groupby("dt"):
-            ordered = rows.sort_values(["rank", "streams"], ascending=[True, False])
-            ranks = ordered["rank"].astype(int).tolist()
-            dense = ranks[0] == 1 and all(
-                b - a in (0, 1) for a, b in zip(ranks, ranks[1:], strict=False)
-            )
-            by_streams = ordered["streams"].astype(int).tolist()
-            falling = all(a >= b for a, b in zip(by_streams, by_streams[1:], strict=False))
-            if len(rows) > 50 or not dense or not falling:
-                failures[day] = {"rows": len(rows), "ranks": ranks[:60]}
-        return _result(failures, days)
-
-    return _check
-
-
-@asset_check(
-    asset=_key("warehouse", "kpi_retention"),
-    description="Week 0 retention is 1 for every cohort; rates within [0, 1].",
-)
-def retention_week_zero_is_one(warehouse: WarehouseResource) -> AssetCheckResult:
-    frame = warehouse.read_table("kpi_retention")
-    week0 = frame[frame["week_offset"] == 0]
-    bad = week0[(week0["retention_rate"] - 1).abs() > SHARE_TOLERANCE]
-    out_of_range = frame[(frame["retention_rate"] < 0) | (frame["retention_rate"] > 1)]
-    return AssetCheckResult(
-        passed=bad.empty and out_of_range.empty,
-        metadata={
-            "cohorts": len(week0),
-            "cohorts_not_one_at_week_0": [str(c.date()) for c in bad["cohort_week"]],
-            "rates_out_of_range": len(out_of_range),
-        },
-    )
-
-
-@asset_check(
-    asset=_key("warehouse", "kpi_growth_accounting"),
-    partitions_def=daily_partitions,
-    blocking=True,
-    description=(
-        "Each period: active = new + retained + resurrected, the previous period's active = "
-        "retained + churned, and the quick ratio is (new + resurrected) / churned; periods "
-        "follow each other without a gap."
-    ),
-)
-def growth_accounting_identities(warehouse: WarehouseResource) -> AssetCheckResult:
-    frame = warehouse.read_table("kpi_growth_accounting").sort_values(["period", "period_start"])
-    failures: dict[str, object] = {}
-    for kind, rows in frame.groupby("period"):
-        previous_active, previous_start = 0, None
-        for row in rows.itertuples():
-            start = row.period_start.date()
-            expected_start = next_period(kind, previous_start) if previous_start else None
-            churned = int(row.churned)
-            ratio = (row.new + row.resurrected) / churned if churned else None
-            ratio_ok = (
-                pd.isna(row.quick_ratio)
-                if ratio is None
-                else abs(float(row.quick_ratio) - ratio) <= SHARE_TOLERANCE * max(ratio, 1)
-            )
-            if (
-                row.active != row.new + row.retained + row.resurrected
-                or previous_active != row.retained + churned
-                or (expected_start is not None and start != expected_start)
-                or not ratio_ok
-            ):
-                failures[f"{kind} {start}"] = [
-                    int(row.active),
-                    int(row.new),
-                    int(row.retained),
-                    int(row.resurrected),
-                    churned,
-                    previous_active,
-                ]
-            previous_active, previous_start = int(row.active), start
-    return AssetCheckResult(
-        passed=not failures,
-        metadata={
-            "periods": len(frame),
-            "failing_periods": MetadataValue.json(failures),
-            "columns": "active, new, retained, resurrected, churned, previous active",
-        },
-    )
-
-
-@asset_check(
-    asset=_key("warehouse", "kpi_listeners_at_risk"),
-    partitions_def=daily_partitions,
-    description="0 <= at_risk <= active_28d and at_risk_share = at_risk / active_28d.",
-)
-def listeners_at_risk_within_active(
-    context: AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> AssetCheckResult:
-    days, frame = _kpi_rows(context, warehouse, "kpi_listeners_at_risk")
-    share = frame["at_risk"] / frame["active_28d"]
-    bad = frame[
-        (frame["at_risk"] < 0)
-        | (frame["at_risk"] > frame["active_28d"])
-        | ((frame["at_risk_share"].astype(float) - share).abs() > SHARE_TOLERANCE)
-    ]
-    return _result(
-        {
-            f"{r.dt} {r.country} {r.platform}": [int(r.active_28d), int(r.at_risk)]
-            for r in bad.itertuples()
-        },
-        days,
-    )
-
-
-@asset_check(
-    asset=_key("warehouse", "kpi_sessions"),
-    partitions_def=daily_partitions,
-    description=(
-        "listeners <= sessions, at least one play per session, averages NULL exactly on days "
-        "without sessions and equal to minutes / sessions otherwise."
-    ),
-)
-def sessions_consistent(
-    context: AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> AssetCheckResult:
-    days, frame = _kpi_rows(context, warehouse, "kpi_sessions")
-    failures = {}
-    for row in frame.itertuples():
-        average = pd.to_numeric(row.avg_session_minutes)
-        if row.sessions == 0:
-            ok = row.listeners == 0 and pd.isna(average) and pd.isna(row.median_session_minutes)
-        else:
-            ok = (
-                0 < row.listeners <= row.sessions
-                and float(row.avg_plays_per_session) >= 1
-                and abs(float(average) * row.sessions - float(row.minutes))
-                <= SHARE_TOLERANCE * max(float(row.minutes), 1)
-            )
-        if not ok:
-            failures[row.dt] = [int(row.sessions), int(row.listeners), float(row.minutes)]
-    return _result(failures, days)
-
-
-KPI_CHECKS = [
-    *(_rate_check(table, column) for table, column in RATE_COLUMNS.items()),
-    *(_share_check(t) for t in ("kpi_genre_share", "kpi_platform_mix")),
-    *(_top_list_check(t) for t in ("kpi_top_artists", "kpi_top_tracks")),
-]
-
 FRESH_ASSETS = [
     _key("lake", "raw_listening_events"),
     _key("lake", "staging_streams"),
@@ -470,11 +245,5 @@ ALL_CHECKS = [
     staging_reconciles_with_raw,
     fact_streams_reconcile,
     fact_streams_referential_integrity,
-    active_users_ordered,
-    retention_week_zero_is_one,
-    growth_accounting_identities,
-    listeners_at_risk_within_active,
-    sessions_consistent,
-    *KPI_CHECKS,
     *FRESHNESS_CHECKS,
 ]

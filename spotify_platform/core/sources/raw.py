@@ -414,8 +414,7 @@ class _GzipLines(io.RawIOBase):
         return chunk
 
     def chunks(self) -> Iterator[bytes]:
-        """The text slice by slice as inflated, without the copy `read` makes of each, nor
-        the line count (the caller counts the lines of what it cuts)."""
+        """The text slice by slice as inflated, uncounted and without `read`'s copies."""
         self._counting = False
         while not self._done:
             if chunk := self._inflate_slice():
