@@ -28,9 +28,7 @@ STEP_STAGES = {
     "lake__raw_listening_events": "raw (list landed files)",
     "staging_streams": "staging (parse, stage, validate, Parquet)",
     "warehouse_facts": "fact_streams load and aggregates",
-    "warehouse__dim_tracks": "dimensions",
-    "warehouse__dim_artists": "dimensions",
-    "warehouse__dim_accounts": "dimensions",
+    "warehouse_dimensions": "dimensions",
     "warehouse_kpis": "KPIs",
     "lake__dashboard": "dashboard",
 }

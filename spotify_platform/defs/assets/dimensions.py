@@ -4,19 +4,21 @@ knows them, named after the latest play) and accounts (summaries of their days).
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import sqlalchemy as sa
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetSpec,
     Backoff,
     Failure,
     Jitter,
     MaterializeResult,
     RetryPolicy,
-    asset,
+    multi_asset,
 )
 
 from spotify_platform.core.contracts.schemas import DimAccounts, DimArtists, DimTracks
@@ -39,6 +41,9 @@ from spotify_platform.defs.resources.spotify_web_api import SpotifyRateLimited
 from spotify_platform.defs.resources.warehouse import WarehouseResource
 
 IN_CHUNK = 1000
+TRACKS = AssetKey(["warehouse", "dim_tracks"])
+ARTISTS = AssetKey(["warehouse", "dim_artists"])
+ACCOUNTS = AssetKey(["warehouse", "dim_accounts"])
 
 
 def _select_in(
@@ -141,26 +146,19 @@ def _seen(
     return seen
 
 
-@asset(
-    key=["warehouse", "dim_tracks"],
-    retry_policy=NETWORK_RETRY,
-    deps=[STAGING],
-    description="Tracks seen in plays, described by the Spotify catalog where it knows them; "
-    "names from the latest play seen.",
-    **COMMON,
-)
-def dim_tracks(
+def _dim_tracks(
     context: AssetExecutionContext,
     lake: LakeResource,
     warehouse: WarehouseResource,
     spotify: SpotifyCatalogResource,
+    days: list[dt.date],
 ) -> MaterializeResult:
-    days = days_of(context)
     track_names = ["track_name", "artist_name"]
     seen = _seen(lake, warehouse, days, "track_id", track_names, ["artist_id", "album_name"])
     if seen.empty:
         return MaterializeResult(
-            metadata={"new_tracks": 0, "described_by_catalog": 0, "renamed_tracks": 0}
+            asset_key=TRACKS,
+            metadata={"new_tracks": 0, "described_by_catalog": 0, "renamed_tracks": 0},
         )
     with warehouse.exclusive("dim_tracks"):
         new, renamed = _named_rows(warehouse, "dim_tracks", seen, track_names, ["artist_id"])
@@ -181,11 +179,12 @@ def dim_tracks(
         f"{len(renamed)} renamed"
     )
     return MaterializeResult(
+        asset_key=TRACKS,
         metadata={
             "new_tracks": len(new),
             "described_by_catalog": int(known.sum()),
             "renamed_tracks": len(renamed),
-        }
+        },
     )
 
 
@@ -210,24 +209,17 @@ def _track_rows(rows: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-@asset(
-    key=["warehouse", "dim_artists"],
-    retry_policy=NETWORK_RETRY,
-    deps=[AssetKey(["warehouse", "dim_tracks"])],
-    description="Artists seen in plays, with their primary genre ('unknown' where none); "
-    "names from the latest play seen.",
-    **COMMON,
-)
-def dim_artists(
-    context: AssetExecutionContext,
+def _dim_artists(
     lake: LakeResource,
     warehouse: WarehouseResource,
     spotify: SpotifyCatalogResource,
+    days: list[dt.date],
 ) -> MaterializeResult:
-    days = days_of(context)
     seen = _seen(lake, warehouse, days, "artist_id", ["artist_name"], [])
     if seen.empty:
-        return MaterializeResult(metadata={"new_artists": 0, "renamed_artists": 0})
+        return MaterializeResult(
+            asset_key=ARTISTS, metadata={"new_artists": 0, "renamed_artists": 0}
+        )
     with warehouse.exclusive("dim_artists"):
         new, renamed = _named_rows(warehouse, "dim_artists", seen, ["artist_name"])
         links = _spotify_artist_ids(warehouse, sorted(new["artist_id"]))
@@ -253,7 +245,9 @@ def dim_artists(
         )
         frame = DimArtists.validate(_written(rows, renamed))
         warehouse.upsert("dim_artists", frame)
-    return MaterializeResult(metadata={"new_artists": len(rows), "renamed_artists": len(renamed)})
+    return MaterializeResult(
+        asset_key=ARTISTS, metadata={"new_artists": len(rows), "renamed_artists": len(renamed)}
+    )
 
 
 def _spotify_artist_ids(warehouse: WarehouseResource, artist_ids: list[str]) -> pd.DataFrame:
@@ -277,14 +271,7 @@ WHERE account_id IN (
 """
 
 
-@asset(
-    key=["warehouse", "dim_accounts"],
-    deps=[AssetKey(["warehouse", "agg_account_daily"])],
-    description="Pseudonymous accounts: first and latest stream day, active days, home country.",
-    **COMMON,
-)
-def dim_accounts(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    days = days_of(context)
+def _dim_accounts(warehouse: WarehouseResource, days: list[dt.date]) -> MaterializeResult:
     # Another run may be loading other days of these accounts: summaries are computed and
     # written in turns, so the last writer has seen every day the other one loaded.
     with warehouse.exclusive("dim_accounts"):
@@ -293,7 +280,7 @@ def dim_accounts(context: AssetExecutionContext, warehouse: WarehouseResource) -
         )
         frame = DimAccounts.validate(account_summary(history))
         warehouse.upsert("dim_accounts", frame)
-    return MaterializeResult(metadata={"accounts_updated": len(frame)})
+    return MaterializeResult(asset_key=ACCOUNTS, metadata={"accounts_updated": len(frame)})
 
 
 def account_summary(history: pd.DataFrame) -> pd.DataFrame:
@@ -324,3 +311,76 @@ def account_summary(history: pd.DataFrame) -> pd.DataFrame:
             "home_country": summary["country"],
         }
     ).reset_index(drop=True)
+
+
+def _dimension(key: AssetKey, deps: list[AssetKey], description: str) -> AssetSpec:
+    return AssetSpec(
+        key,
+        deps=deps,
+        description=description,
+        group_name=COMMON["group_name"],
+        kinds=COMMON["kinds"],
+    )
+
+
+@multi_asset(
+    name="warehouse_dimensions",
+    specs=[
+        _dimension(
+            TRACKS,
+            [STAGING],
+            "Tracks seen in plays, described by the Spotify catalog where it knows them; "
+            "names from the latest play seen.",
+        ),
+        _dimension(
+            ARTISTS,
+            [TRACKS],
+            "Artists seen in plays, with their primary genre ('unknown' where none); "
+            "names from the latest play seen.",
+        ),
+        _dimension(
+            ACCOUNTS,
+            [AssetKey(["warehouse", "agg_account_daily"])],
+            "Pseudonymous accounts: first and latest stream day, active days, home country.",
+        ),
+    ],
+    can_subset=True,
+    retry_policy=NETWORK_RETRY,
+    partitions_def=COMMON["partitions_def"],
+    backfill_policy=COMMON["backfill_policy"],
+    pool=COMMON["pool"],
+)
+def warehouse_dimensions(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    warehouse: WarehouseResource,
+    spotify: SpotifyCatalogResource,
+) -> Iterator[MaterializeResult]:
+    """The three dimensions: accounts (from agg_account_daily) in a thread of their own beside
+    tracks and then artists (the catalog's artists are found through the tracks). On SQLite,
+    one writer at a time, accounts come last."""
+    days = days_of(context)
+    selected = context.selected_asset_keys
+    beside = warehouse.dialect != "sqlite"
+    with ThreadPoolExecutor(1, thread_name_prefix="dim-accounts") as pool:
+        accounts = None
+        if ACCOUNTS in selected and beside:
+            accounts = pool.submit(_dim_accounts, warehouse, days)
+        failure = None
+        try:
+            if TRACKS in selected:
+                yield _dim_tracks(context, lake, warehouse, spotify, days)
+            if ARTISTS in selected:
+                yield _dim_artists(lake, warehouse, spotify, days)
+        except Exception as exc:
+            # Accounts do not depend on the catalog: they are reported before the failure.
+            failure = exc
+        if ACCOUNTS in selected:
+            try:
+                yield accounts.result() if accounts else _dim_accounts(warehouse, days)
+            except Exception as exc:
+                if failure is None:
+                    raise
+                context.log.error(f"dim_accounts failed too: {exc}")
+        if failure is not None:
+            raise failure
