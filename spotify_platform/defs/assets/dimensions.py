@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from dagster import (
     AssetExecutionContext,
     AssetKey,
-    AssetSpec,
     Backoff,
     Failure,
     Jitter,
@@ -29,7 +28,7 @@ from spotify_platform.core.lake.chunks import staged_batches
 from spotify_platform.core.lake.layout import api_raw_key
 from spotify_platform.core.sources.api_payloads import parse_artists, parse_tracks
 from spotify_platform.core.warehouse.frames import typed_frame
-from spotify_platform.defs.assets.facts import COMMON, STAGING
+from spotify_platform.defs.assets.facts import COMMON, warehouse_spec
 from spotify_platform.defs.partitions import days_of
 from spotify_platform.defs.resources.catalog import (
     ARTIST_COLUMNS,
@@ -313,35 +312,24 @@ def account_summary(history: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-def _dimension(key: AssetKey, deps: list[AssetKey], description: str) -> AssetSpec:
-    return AssetSpec(
-        key,
-        deps=deps,
-        description=description,
-        group_name=COMMON["group_name"],
-        kinds=COMMON["kinds"],
-    )
-
-
 @multi_asset(
     name="warehouse_dimensions",
     specs=[
-        _dimension(
+        warehouse_spec(
             TRACKS,
-            [STAGING],
             "Tracks seen in plays, described by the Spotify catalog where it knows them; "
             "names from the latest play seen.",
         ),
-        _dimension(
+        warehouse_spec(
             ARTISTS,
-            [TRACKS],
             "Artists seen in plays, with their primary genre ('unknown' where none); "
             "names from the latest play seen.",
+            (TRACKS,),
         ),
-        _dimension(
+        warehouse_spec(
             ACCOUNTS,
-            [AssetKey(["warehouse", "agg_account_daily"])],
             "Pseudonymous accounts: first and latest stream day, active days, home country.",
+            (AssetKey(["warehouse", "agg_account_daily"]),),
         ),
     ],
     can_subset=True,

@@ -182,10 +182,13 @@ AGGREGATES = [
 ]
 
 
-def _spec(key: AssetKey, description: str) -> AssetSpec:
+def warehouse_spec(
+    key: AssetKey, description: str, deps: tuple[AssetKey, ...] = (STAGING,)
+) -> AssetSpec:
+    """An asset of the warehouse group, read from `deps` (the staged days unless told)."""
     return AssetSpec(
         key,
-        deps=[STAGING],
+        deps=list(deps),
         description=description,
         group_name=COMMON["group_name"],
         kinds=COMMON["kinds"],
@@ -195,11 +198,11 @@ def _spec(key: AssetKey, description: str) -> AssetSpec:
 @multi_asset(
     name="warehouse_facts",
     specs=[
-        _spec(
+        warehouse_spec(
             FACT_STREAMS,
             "One row per stream event; a day is replaced atomically (delete + insert).",
         ),
-        *(_spec(a.key, a.description) for a in AGGREGATES),
+        *(warehouse_spec(a.key, a.description) for a in AGGREGATES),
     ],
     can_subset=True,
     partitions_def=daily_partitions,
