@@ -50,6 +50,12 @@ class WarehouseStore:
         return self.engine.dialect.name
 
     @property
+    def writes_side_by_side(self) -> bool:
+        """Whether several connections can write at once: not SQLite, which has one writer,
+        so steps that load tables in threads load them one after another there."""
+        return self.dialect != "sqlite"
+
+    @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
             self._engine = create_engine(

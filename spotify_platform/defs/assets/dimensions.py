@@ -349,7 +349,7 @@ def warehouse_dimensions(
     one writer at a time, accounts come last."""
     days = days_of(context)
     selected = context.selected_asset_keys
-    beside = warehouse.dialect != "sqlite"
+    beside = warehouse.writes_side_by_side
     with ThreadPoolExecutor(1, thread_name_prefix="dim-accounts") as pool:
         accounts = None
         if ACCOUNTS in selected and beside:

@@ -224,7 +224,7 @@ def warehouse_facts(
     warehouse.check_connection()
     days = days_of(context)
     selected = context.selected_asset_keys
-    beside = warehouse.dialect != "sqlite"
+    beside = warehouse.writes_side_by_side
     relay = _Relay(step_log(context, "fact_streams"))
     with ThreadPoolExecutor(1, thread_name_prefix="fact-load") as pool:
         facts = None

@@ -117,7 +117,7 @@ def warehouse_kpis(
         if kpi.key in context.selected_asset_keys or rules:
             work.append((kpi, kpi.key in context.selected_asset_keys, rules))
     failed: dict[str, BaseException] = {}
-    threads = 1 if warehouse.dialect == "sqlite" else max(1, KPI_THREADS)
+    threads = max(1, KPI_THREADS) if warehouse.writes_side_by_side else 1
     with ThreadPoolExecutor(threads, thread_name_prefix="kpi") as pool:
         running = {
             pool.submit(_build_and_check, kpi, build, rules, warehouse, days): kpi
