@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 import pytest
+from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
 
 from spotify_platform.core.contracts.schemas import AggAccountSegmentDaily, KpiGrowthAccounting
 from spotify_platform.core.dashboard import insights
@@ -14,7 +15,10 @@ from spotify_platform.core.kpis import lifecycle, sessions
 from spotify_platform.core.lake.layout import raw_key
 from spotify_platform.core.sources.platforms import classify_platform
 from spotify_platform.core.sources.raw import encode_records
+from spotify_platform.definitions import build_definitions
 from spotify_platform.defs import runs
+from spotify_platform.defs.assets import kpis
+from spotify_platform.defs.assets.facts import AGGREGATES, FACT_STREAMS
 from spotify_platform.defs.assets.reports import read_dashboard_data
 from spotify_platform_tests import oracle
 from spotify_platform_tests.harness import make_resources, read_table, run_days, simulated_raw
@@ -85,6 +89,49 @@ def test_growth_accounting(simulated):
             assert row.quick_ratio == pytest.approx((row.new + row.resurrected) / row.churned)
         else:
             assert pd.isna(row.quick_ratio)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "mariadb"])
+def test_growth_accounting_catches_up_with_days_loaded_without_it(kind, tmp_path, request):
+    """A first day run whole, the next weeks' facts backfilled on their own, then the KPIs
+    of the last day alone (a click in the UI after a backfill of the warehouse group): the
+    weeks and month the first run computed are computed again with the days loaded since."""
+    if kind == "sqlite":
+        _catch_up(tmp_path, None)
+        return
+    with temporary_database(request.getfixturevalue("mysql_server_url")) as url:
+        _catch_up(tmp_path, url)
+
+
+def _catch_up(tmp_path, url: str | None) -> None:
+    resources = make_resources(tmp_path, warehouse_url=url, accounts=40)
+    first, last = FIRST, FIRST + dt.timedelta(days=23)
+    instance = DagsterInstance.ephemeral()
+    assert run_days(resources, first, first, instance=instance)
+    defs = build_definitions(resources)
+    lake = [AssetKey(["lake", "raw_listening_events"]), AssetKey(["lake", "staging_streams"])]
+    facts = AssetSelection.assets(*lake, FACT_STREAMS, *(a.key for a in AGGREGATES))
+    facts = facts.required_multi_asset_neighbors()
+    loaded = defs.resolve_job_def("daily_pipeline").execute_in_process(
+        asset_selection=list(facts.resolve(defs.resolve_asset_graph())),
+        tags=runs.range_tags(first + dt.timedelta(days=1), last),
+        instance=instance,
+        run_config=runs.QUIET_RUN_CONFIG,
+    )
+    assert loaded.success
+    result = materialize(
+        [kpis.warehouse_kpis],
+        selection=AssetSelection.assets(AssetKey(["warehouse", "kpi_growth_accounting"])),
+        resources={"warehouse": resources["warehouse"]},
+        partition_key=last.isoformat(),
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert result.success
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.passed
+    expected = _expected_frame(simulated_raw(resources, first, last))
+    assert _growth_table(resources) == _growth_expected(expected, last)
 
 
 def _at_risk_table(resources, day: dt.date) -> dict:
@@ -329,6 +376,21 @@ def test_periods_reach_back_over_gaps_and_forward_to_the_latest_stored():
         dt.date(2026, 3, 1),
     ]
     assert compute("month", [dt.date(2026, 3, 5)], None, []) == []
+    # Days loaded since a stored week was computed, without this KPI: from that week on.
+    stored = pd.DataFrame(
+        {"period": ["week", "week"], "period_start": weeks, "days_through": [1, 8]}
+    )
+    held = lambda *days: np.array(days, dtype="datetime64[D]")  # noqa: E731
+    as_computed = held("2026-02-03", *pd.date_range("2026-02-09", "2026-02-15").date)
+    one_later = [dt.date(2026, 2, 16)]
+    assert lifecycle.growth_periods(one_later, first, stored, as_computed)[:1] == [
+        ("week", dt.date(2026, 2, 16))
+    ]
+    backfilled = held(*pd.date_range("2026-02-03", "2026-02-15").date)
+    assert [s for k, s in lifecycle.growth_periods(one_later, first, stored, backfilled)][:3] == [
+        *weeks,
+        dt.date(2026, 2, 16),
+    ]
     assert KpiGrowthAccounting.validate(lifecycle.growth_accounting([], [])).empty
     assert lifecycle.next_period("month", dt.date(2026, 12, 1)) == dt.date(2027, 1, 1)
     assert lifecycle.previous_period("month", dt.date(2026, 3, 1)) == dt.date(2026, 2, 1)

@@ -174,10 +174,11 @@ def _growth_accounting(warehouse: WarehouseResource, days: list[dt.date]) -> Bui
     with warehouse.exclusive("kpi_growth_accounting"):
         first = warehouse.read_frame(sa.text(lifecycle.FIRST_STREAM_SQL))
         first_stream = pd.Timestamp(first.iloc[0, 0]).date() if len(first) else None
-        stored = warehouse.read_frame(sa.select(t.c.period, t.c.period_start))
-        periods = lifecycle.growth_periods(days, first_stream, stored)
+        stored = warehouse.read_frame(sa.select(t.c.period, t.c.period_start, t.c.days_through))
+        loaded = lifecycle.account_days(warehouse.read_frame(sa.text(lifecycle.ACCOUNT_DAYS_SQL)))
+        periods = lifecycle.growth_periods(days, first_stream, stored, loaded)
         counts = [warehouse.read_frame(q) for q in lifecycle.growth_queries(periods)]
-        frame = KpiGrowthAccounting.validate(lifecycle.growth_accounting(counts, periods))
+        frame = KpiGrowthAccounting.validate(lifecycle.growth_accounting(counts, periods, loaded))
         warehouse.replace_where(
             "kpi_growth_accounting", lifecycle.replaced_periods(t, periods, first_stream), frame
         )

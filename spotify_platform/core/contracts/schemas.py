@@ -349,6 +349,11 @@ class KpiGrowthAccounting(pa.DataFrameModel):
     quick_ratio: Series[float] = pa.Field(
         ge=0, nullable=True, description="(new + resurrected) / churned; NULL when churned is 0"
     )
+    days_through: Series[pd.Int64Dtype] = pa.Field(
+        ge=0,
+        nullable=True,
+        description="Days with account aggregates up to the period's end when it was computed",
+    )
 
 
 class KpiListenersAtRisk(pa.DataFrameModel):

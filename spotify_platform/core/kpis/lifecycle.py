@@ -36,6 +36,7 @@ GROWTH_COLUMNS = [
     "resurrected",
     "churned",
     "quick_ratio",
+    "days_through",
 ]
 AT_RISK_COLUMNS = ["dt", "country", "platform", "active_28d", "at_risk", "at_risk_share"]
 
@@ -88,19 +89,44 @@ def periods_to_compute(
     return period_starts(kind, start, last) if start <= last else []
 
 
+def account_days(frame: pd.DataFrame) -> np.ndarray:
+    """ACCOUNT_DAYS_SQL's days, sorted, as datetime64[D]."""
+    return np.sort(pd.to_datetime(frame.iloc[:, 0]).to_numpy().astype("datetime64[D]"))
+
+
+def days_through(kind: str, starts: Sequence[dt.date], days: np.ndarray) -> list[int]:
+    """How many of `days` (sorted, `account_days`) fall on or before the end of each period."""
+    ends = np.array([next_period(kind, start) for start in starts], dtype="datetime64[D]")
+    return np.searchsorted(days, ends, side="left").tolist()
+
+
 def growth_periods(
-    days: Sequence[dt.date], first_stream: dt.date | None, stored: pd.DataFrame
+    days: Sequence[dt.date],
+    first_stream: dt.date | None,
+    stored: pd.DataFrame,
+    loaded: np.ndarray,
 ) -> list[tuple[str, dt.date]]:
     """(period, start) of every week and month a run over `days` (re)computes, given the
-    (period, period_start) rows kpi_growth_accounting holds."""
+    (period, period_start, days_through) rows kpi_growth_accounting holds and the days that
+    hold account aggregates now (`account_days`).
+
+    A stored period counted other days up to its end than hold aggregates now: days were
+    loaded or cleared since without this KPI (a backfill of the facts alone, then the KPI
+    for its last day). It and every later one are computed again, as for a late day."""
     starts = pd.to_datetime(stored["period_start"]).dt.date
-    return [
-        (kind, start)
-        for kind in PERIODS
-        for start in periods_to_compute(
-            kind, days, first_stream, starts[stored["period"] == kind].tolist()
-        )
-    ]
+    periods = []
+    for kind in PERIODS:
+        mine = (stored["period"] == kind).to_numpy()
+        kept = starts[mine].tolist()
+        counted = stored["days_through"][mine].tolist()
+        stale = [
+            start
+            for start, was, now in zip(kept, counted, days_through(kind, kept, loaded), strict=True)
+            if pd.isna(was) or int(was) != now
+        ]
+        reach = sorted([*days, min(stale)]) if stale else list(days)
+        periods += [(kind, s) for s in periods_to_compute(kind, reach, first_stream, kept)]
+    return periods
 
 
 def replaced_periods(
@@ -146,6 +172,8 @@ FROM (SELECT account_id, first_in, last_in,
 """
 
 FIRST_STREAM_SQL = "SELECT dt FROM agg_account_daily WHERE streamed = 1 ORDER BY dt LIMIT 1"
+# The days holding account aggregates: the key's leading column, read by a loose index scan.
+ACCOUNT_DAYS_SQL = "SELECT DISTINCT dt FROM agg_account_daily"
 
 
 def growth_queries(periods: Sequence[tuple[str, dt.date]]) -> list[sa.TextClause]:
@@ -164,9 +192,12 @@ def growth_queries(periods: Sequence[tuple[str, dt.date]]) -> list[sa.TextClause
 
 
 def growth_accounting(
-    counts: Sequence[pd.DataFrame], periods: Sequence[tuple[str, dt.date]]
+    counts: Sequence[pd.DataFrame],
+    periods: Sequence[tuple[str, dt.date]],
+    loaded: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """kpi_growth_accounting rows from the results of `growth_queries` over `periods`."""
+    """kpi_growth_accounting rows from the results of `growth_queries` over `periods`, each
+    with the days of `loaded` (`account_days`) it counted."""
     measures = ["active", "new", "retained", "resurrected", "churned"]
     frame = pd.DataFrame(
         {
@@ -184,6 +215,9 @@ def growth_accounting(
         frame[name] = counts[name].fillna(0).astype("int64").to_numpy()
     churned = frame["churned"].astype(float)
     frame["quick_ratio"] = (frame["new"] + frame["resurrected"]) / churned.where(churned > 0)
+    loaded = np.array([], dtype="datetime64[D]") if loaded is None else loaded
+    through = [days_through(kind, [start], loaded)[0] for kind, start in periods]
+    frame["days_through"] = pd.array(through, dtype="Int64")
     return frame[GROWTH_COLUMNS].astype({"period_start": "datetime64[ns]"})
 
 
