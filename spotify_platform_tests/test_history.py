@@ -31,6 +31,7 @@ from spotify_platform.core.lake.layout import (
 )
 from spotify_platform.core.sources.histories import HistorySpec, export_files
 from spotify_platform.definitions import build_definitions
+from spotify_platform.defs import partitions
 from spotify_platform.defs.event_storage import (
     LEGACY_SETTINGS,
     BatchingSqliteEventLogStorage,
@@ -337,3 +338,28 @@ def test_make_instance_writes_settings_dagster_loads_and_upgrades_the_old_ones(t
         assert instance.managed_python_loggers == ["spotify_platform"]
         instance.dispose()
     assert (custom / "dagster.yaml").read_text() == "telemetry:\n  enabled: true\n"
+
+
+def test_a_range_longer_than_the_day_figures_keeps_them_on_its_last_day(tmp_path, monkeypatch):
+    """Past DAY_FIGURES_UP_TO days, per-day row counts would cost a range the square of its
+    days (Dagster recomputes the range at each addition): the last day alone carries its own
+    count, the range named and the run's total."""
+    monkeypatch.setattr(partitions, "DAY_FIGURES_UP_TO", 3)
+    resources = make_resources(tmp_path, accounts=12)
+    first, last = dt.date(2026, 2, 2), dt.date(2026, 2, 7)
+    instance = DagsterInstance.ephemeral()
+    assert run_range(first, last, defs=build_definitions(resources), instance=instance)
+    facts = resources["warehouse"].read_table("fact_streams")
+    per_day = facts.groupby(pd.to_datetime(facts["dt"]).dt.date.astype(str)).size()
+    assets = ((["warehouse", "fact_streams"], len(facts)), (["lake", "staging_streams"], None))
+    for key, total in assets:
+        records = instance.fetch_materializations(AssetKey(key), limit=100).records
+        metadata = {r.partition_key: r.asset_materialization.metadata for r in records}
+        assert len(metadata) == 6
+        counted = {day for day, m in metadata.items() if "dagster/partition_row_count" in m}
+        assert counted == {last.isoformat()}, key
+        closing = metadata[last.isoformat()]
+        assert closing["dagster/partition_row_count"].value == per_day[last.isoformat()]
+        assert closing["run_range"].value == f"{first}..{last}"
+        if total is not None:
+            assert closing["rows_in_run"].value == total

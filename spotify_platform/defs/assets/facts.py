@@ -38,7 +38,7 @@ from spotify_platform.core.memory import release_memory
 from spotify_platform.core.progress import Log, Progress, Stopwatch
 from spotify_platform.core.warehouse.connection import WarehouseUnavailable
 from spotify_platform.defs.engine import aggregates_from_lake, fact_streams_mode
-from spotify_platform.defs.partitions import daily_partitions, days_of
+from spotify_platform.defs.partitions import add_day_metadata, daily_partitions, days_of
 from spotify_platform.defs.progress import step_log
 from spotify_platform.defs.resources.lake import LakeResource
 from spotify_platform.defs.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
@@ -394,13 +394,12 @@ def _each_built(
 def _partition_row_counts(
     context: AssetExecutionContext, per_day: dict[str, int], key: AssetKey
 ) -> None:
-    """Each day's own row count on its own materialization. Metadata returned for a range is
-    copied onto every day of it: a range's total (or a table of all its days) would be shown
-    as each day's, and years of days would store that table once per day."""
-    for day, rows in per_day.items():
-        context.add_asset_metadata(
-            {"dagster/partition_row_count": rows}, asset_key=key, partition_key=day
-        )
+    """Each day's own row count on its own materialization (`add_day_metadata`). Metadata
+    returned for a range is copied onto every day of it: a range's total (or a table of all
+    its days) would be shown as each day's, and years of days would store that table once per
+    day."""
+    counts = {day: {"dagster/partition_row_count": rows} for day, rows in per_day.items()}
+    add_day_metadata(context, counts, key, {"rows_in_run": sum(per_day.values())})
 
 
 def _lost_warehouse(

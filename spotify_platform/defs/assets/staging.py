@@ -23,7 +23,7 @@ from dagster import (
 from spotify_platform.core.lake.layout import quarantine_key, staging_key
 from spotify_platform.core.staging.lake_io import no_raw_stats
 from spotify_platform.defs.engine import stage_range
-from spotify_platform.defs.partitions import daily_partitions, days_of
+from spotify_platform.defs.partitions import add_day_metadata, daily_partitions, days_of
 from spotify_platform.defs.progress import step_log
 from spotify_platform.defs.resources.hmac_key import IdentityResource
 from spotify_platform.defs.resources.lake import LakeResource
@@ -91,17 +91,20 @@ def staging_streams(context: AssetExecutionContext, lake: LakeResource, identity
     top = sorted(reasons.items(), key=lambda kv: -kv[1])[:10]
     reason_md = "| reason | rows |\n|---|---|\n" + "\n".join(f"| {r} | {n} |" for r, n in top)
 
+    staged, rejected = {}, {}
     for day in all_days:
         key, stats = day.isoformat(), by_day[day.isoformat()]
         uri = lake.uri(staging_key(day)) if day in landed else None
-        context.add_asset_metadata(_day_metadata(stats, uri), asset_key=STAGING, partition_key=key)
-        rejected = {"dagster/partition_row_count": stats["quarantined_rows"]}
+        staged[key] = _day_metadata(stats, uri)
+        rejected[key] = {"dagster/partition_row_count": stats["quarantined_rows"]}
         if day in landed:
-            rejected["dagster/uri"] = lake.uri(quarantine_key(day))
-        if day == all_days[-1]:
-            rejected["reasons"] = MetadataValue.md(reason_md if top else "none")
-            rejected["quarantined_rows_in_run"] = totals["quarantined_rows"]
-        context.add_asset_metadata(rejected, asset_key=QUARANTINE, partition_key=key)
+            rejected[key]["dagster/uri"] = lake.uri(quarantine_key(day))
+    add_day_metadata(context, staged, STAGING)
+    quarantined = {
+        "reasons": MetadataValue.md(reason_md if top else "none"),
+        "quarantined_rows_in_run": totals["quarantined_rows"],
+    }
+    add_day_metadata(context, rejected, QUARANTINE, quarantined)
     if len(by_day) > 1:
         context.log.info(", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in totals.items()))
     yield MaterializeResult(asset_key=STAGING)
