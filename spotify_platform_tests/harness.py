@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from dagster import DagsterInstance
 
 from spotify_platform.core.contracts.tables import TABLES
+from spotify_platform.core.warehouse import migrations
 from spotify_platform.definitions import build_definitions
 from spotify_platform.defs.resources import (
     IdentityResource,
@@ -54,8 +55,10 @@ def run_days(resources: dict, first: dt.date, last: dt.date, instance=None) -> b
 
 
 def as_before_alembic(warehouse: WarehouseResource) -> None:
-    """Make a warehouse look like one the old `init_schema` made: tables, no version table."""
+    """Make a warehouse look like one the old `init_schema` made: the baseline's tables (later
+    revisions undone), no version table."""
     with warehouse.engine.begin() as conn:
+        migrations.downgrade(conn, migrations.BASELINE)
         conn.execute(sa.text("DROP TABLE alembic_version"))
     warehouse.engine.dispose()
 

@@ -49,6 +49,10 @@ def upgrade(connection: sa.Connection, revision: str = "head") -> None:
     command.upgrade(config(connection), revision)
 
 
+def downgrade(connection: sa.Connection, revision: str) -> None:
+    command.downgrade(config(connection), revision)
+
+
 def stamp(connection: sa.Connection, revision: str) -> None:
     command.stamp(config(connection), revision)
 

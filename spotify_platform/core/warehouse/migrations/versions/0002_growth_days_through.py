@@ -19,18 +19,19 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("kpi_growth_accounting", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "days_through",
-                sa.BigInteger(),
-                autoincrement=False,
-                nullable=True,
-                comment="Days with account aggregates up to the period's end when it was computed",
-            )
-        )
+    op.add_column(
+        "kpi_growth_accounting",
+        sa.Column(
+            "days_through",
+            sa.BigInteger(),
+            autoincrement=False,
+            nullable=True,
+            comment="Days with account aggregates up to the period's end when it was computed",
+        ),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("kpi_growth_accounting", schema=None) as batch_op:
-        batch_op.drop_column("days_through")
+    # Plain DROP COLUMN (SQLite 3.35+): Alembic's batch mode would copy the table on SQLite,
+    # and the rename back fails while `bi_growth_accounting` names it.
+    op.execute("ALTER TABLE kpi_growth_accounting DROP COLUMN days_through")
