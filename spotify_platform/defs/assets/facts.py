@@ -399,7 +399,8 @@ def _partition_row_counts(
     its days) would be shown as each day's, and years of days would store that table once per
     day."""
     counts = {day: {"dagster/partition_row_count": rows} for day, rows in per_day.items()}
-    add_day_metadata(context, counts, key, {"rows_in_run": sum(per_day.values())})
+    total = {"rows_in_run": sum(per_day.values())} if len(per_day) > 1 else {}
+    add_day_metadata(context, counts, key, total)
 
 
 def _lost_warehouse(
