@@ -129,6 +129,18 @@ def test_a_day_in_buckets_writes_what_the_whole_day_writes(
     }
 
 
+def test_a_line_longer_than_a_block_reaches_the_workers_whole(tmp_path):
+    """Blocks reach the workers through slots of shared memory of a block's size; a line
+    longer than a block makes a block too long for a slot, sent through the pool's pipe."""
+    records = _simulated(6)
+    records[40] = {**records[40], "extra_field": "x" * 50_000}
+    files = {raw_key(DAY, "simulator", "events-1"): gzip.compress(_lines(records))}
+    whole = _whole(_land(tmp_path, "whole", files))
+    _assert_same(_bucketed(_land(tmp_path, "bucketed", files), 20_000, 3, workers=2), whole)
+    assert whole[0].num_rows > 100
+    assert whole[2]["unknown_fields"] == {raw_key(DAY, "simulator", "events-1"): ["extra_field"]}
+
+
 def test_exports_of_every_shape_stage_the_same_in_buckets(tmp_path):
     lakes = {name: Lake(url=f"file://{tmp_path / name}") for name in ("whole", "bucketed")}
     shapes = every_export_shape()

@@ -309,16 +309,19 @@ def text_blocks(
         yield first_line, block, newlines + (0 if block.endswith(b"\n") else 1)
 
 
-def parse_block(text: bytes, first_line: int, lines: int) -> RawBatch:
+def parse_block(text: bytes | memoryview, first_line: int, lines: int) -> RawBatch:
     """A block of `text_blocks` parsed as `parse_jsonl` parses a file, lines numbered from
-    `first_line`: by Arrow, or line by line when a line is bad. `lines` is its line count."""
+    `first_line`: by Arrow, or line by line when a line is bad. `lines` is its line count.
+
+    Arrow reads the text where it lies (a view of memory shared with the process that
+    inflated it); it is copied only for a block with a bad or blank line."""
 
     def numbers(rows: int) -> np.ndarray:
         numbered = _numbered(rows, lines)
-        return numbered if numbered is not None else _non_blank_line_numbers(text)
+        return numbered if numbered is not None else _non_blank_line_numbers(bytes(text))
 
-    batch = _parse_arrow(io.BytesIO(text), numbers)
-    batch = batch if batch is not None else _parse_slow(text)
+    batch = _parse_arrow(pa.BufferReader(pa.py_buffer(text)), numbers)
+    batch = batch if batch is not None else _parse_slow(bytes(text))
     if first_line > 1:
         if batch.table is not None:
             lines = pc.add(batch.table.column("_line"), first_line - 1)

@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import gc
 import math
+import mmap
 import multiprocessing
 import os
 import tempfile
@@ -81,7 +82,7 @@ def stage_day_in_buckets(
     rejected: list[pd.DataFrame] = []
     with tempfile.TemporaryDirectory(prefix="staging-buckets-") as scratch:
         spill = _Spill(Path(scratch), buckets)
-        with _block_runner(workers) as run:
+        with _block_runner(workers, block_bytes) as run:
             for source_file in sorted(raw_keys):
                 day_file = DayFile(lake, source_file, key, day)
                 blocks = day_file.blocks(block_bytes)
@@ -115,8 +116,30 @@ class _StagedBlock:
     rejected: list[pd.DataFrame] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _SharedText:
+    """A block's text in one of the slots of memory the block workers share with this
+    process (`_SLOTS`): they read it where it lies. Pickled through the pool's pipe, a day's
+    text cost more CPU than its typing's fixed costs (a copy, a pickle and about a thousand
+    pipe writes and reads per block)."""
+
+    slot: int
+    size: int
+
+    def view(self) -> memoryview:
+        return memoryview(_SLOTS[self.slot])[: self.size]
+
+
+# The slots, mapped shared and anonymous before the workers are forked, so each inherits them.
+_SLOTS: list[mmap.mmap] = []
+
+
 def staged_slices(
-    key: bytes, day: dt.date, source_file: str, block: tuple[int, bytes, int], staged: _StagedBlock
+    key: bytes,
+    day: dt.date,
+    source_file: str,
+    block: tuple[int, bytes | memoryview, int],
+    staged: _StagedBlock,
 ) -> Iterator[pd.DataFrame]:
     """Parse, type and check one block of a raw file as `stage_day` does a slice: its
     canonical rows slice by slice (indexed by their place in the block), what else it held
@@ -145,11 +168,13 @@ def _stage_block(
     key: bytes,
     day: dt.date,
     source_file: str,
-    block: tuple[int, bytes, int],
+    block: tuple[int, bytes | _SharedText, int],
     seq: int,
 ) -> _StagedBlock:
     """A block staged (`staged_slices`), its rows spilled to one piece per bucket, named by
     the block's place in the day."""
+    if isinstance(block[1], _SharedText):
+        block = (block[0], block[1].view(), block[2])
     staged = _StagedBlock(seq)
     for part, frame in enumerate(staged_slices(key, day, source_file, block, staged)):
         table = pa.Table.from_pandas(frame[STAGING_COLUMNS], preserve_index=False)
@@ -187,9 +212,12 @@ def _spill_pieces(folder: Path, buckets: int, seq: int, part: int, table: pa.Tab
 
 
 @contextlib.contextmanager
-def _block_runner(workers: int) -> Iterator[Callable[[Iterator[tuple]], Iterator[_StagedBlock]]]:
+def _block_runner(
+    workers: int, block_bytes: int
+) -> Iterator[Callable[[Iterator[tuple]], Iterator[_StagedBlock]]]:
     """Runs `_stage_block` over jobs, yielding results in the jobs' order: here, or in
-    `workers` forked processes with a few blocks queued ahead (each holds a block's text)."""
+    `workers` forked processes with a few blocks queued ahead, each block's text in a slot
+    of shared memory (`_SharedText`) that is written again only once its block is done."""
     if workers <= 1:
         yield lambda jobs: (_stage_block(*job) for job in jobs)
         return
@@ -199,28 +227,49 @@ def _block_runner(workers: int) -> Iterator[Callable[[Iterator[tuple]], Iterator
     # (`settled_heap`): it thaws it when it ends.
     thaw = gc.get_freeze_count() == 0
     gc.freeze()
+    # One slot per block in flight: the workers' and the one queued ahead. A block longer
+    # than a slot (a line longer than a block) goes through the pipe.
+    _SLOTS[:] = [mmap.mmap(-1, block_bytes) for _ in range(workers + 1)]
     try:
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
 
             def run(jobs: Iterator[tuple]) -> Iterator[_StagedBlock]:
-                queued: deque[Future] = deque()
+                queued: deque[tuple[Future, int | None]] = deque()
+                free = deque(range(len(_SLOTS)))
                 for job in jobs:
-                    queued.append(pool.submit(_stage_block, *job))
+                    job, slot = _shared(job, free)
+                    queued.append((pool.submit(_stage_block, *job), slot))
                     if len(queued) > workers:
-                        yield _finished(queued.popleft())
+                        yield _finished(queued.popleft(), free)
                 while queued:
-                    yield _finished(queued.popleft())
+                    yield _finished(queued.popleft(), free)
 
             try:
                 yield run
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
     finally:
+        for slot in _SLOTS:
+            slot.close()
+        _SLOTS.clear()
         if thaw:
             gc.unfreeze()
 
 
-def _finished(future: Future) -> _StagedBlock:
+def _shared(job: tuple, free: deque[int]) -> tuple[tuple, int | None]:
+    """The job with its block's text copied into a free slot, and the slot (None when the
+    text does not fit one)."""
+    first_line, text, lines = job[5]
+    if len(text) > len(_SLOTS[free[0]]):
+        return job, None
+    slot = free.popleft()
+    _SLOTS[slot][: len(text)] = text
+    block = (first_line, _SharedText(slot, len(text)), lines)
+    return (*job[:5], block, *job[6:]), slot
+
+
+def _finished(queued: tuple[Future, int | None], free: deque[int]) -> _StagedBlock:
+    future, slot = queued
     try:
         return future.result()
     except BrokenProcessPool:
@@ -228,6 +277,9 @@ def _finished(future: Future) -> _StagedBlock:
             "a worker process staging blocks of the day ended (out of memory?): "
             "set STAGING_BLOCK_WORKERS=1 and materialize the day again"
         ) from None
+    finally:
+        if slot is not None:
+            free.append(slot)
 
 
 class DayFile:
