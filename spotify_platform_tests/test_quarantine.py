@@ -5,6 +5,8 @@ import datetime as dt
 import json
 
 import pandas as pd
+import pandera.errors
+import pytest
 
 from spotify_platform.core.sources.raw import PERSONAL_FIELDS, encode_jsonl_gz, parse_jsonl
 from spotify_platform.core.sources.simulator import ListeningSimulator
@@ -38,6 +40,24 @@ def test_contract_reasons_name_the_column_and_check_of_each_failing_row(monkeypa
     assert sorted(reasons.index) == [2, 5]
     assert reasons[2] == "ms_played=-5 fails greater_than_or_equal_to(0)"
     assert "ms_played=-5 fails" in reasons[5] and "country='XX' fails isin" in reasons[5]
+
+
+def test_text_columns_of_another_dtype_fail_the_contract_by_name():
+    """Arrow-backed text passes the dtype check as one comparison; text held as Python
+    objects passes value by value, as pandera checks it; numbers fail, named."""
+    frame = canonicalise(_raw(), key=b"k", source="simulator", day=DAY).drop(columns="_reason")
+    as_objects = frame.assign(track_name=frame["track_name"].astype(object))
+    assert contract_reasons(as_objects).empty
+    numbers = frame.assign(account_id=range(len(frame)))
+    with pytest.raises(ValueError, match="does not match its contract: account_id: "):
+        contract_reasons(numbers)
+    with pytest.raises(pandera.errors.SchemaErrors) as failed:
+        quarantine.SLICE_CONTRACT.validate(numbers, lazy=True)
+    cases = failed.value.failure_cases
+    dtype_cases = cases[cases["check"].astype(str).str.startswith("dtype(")]
+    assert {tuple(pair) for pair in dtype_cases[["column", "check"]].values.tolist()} == {
+        ("account_id", "dtype('string[pyarrow]')")
+    }
 
 
 def test_quarantine_records_drop_personal_fields_and_keep_line_and_reason():

@@ -9,15 +9,37 @@ from typing import Annotated
 
 import pandas as pd
 import pandera.pandas as pa
+from pandera.dtypes import immutable
+from pandera.engines import pandas_engine
 from pandera.typing import Series
 
 from spotify_platform.core.sources.countries import KNOWN_COUNTRIES
 from spotify_platform.core.sources.platforms import PLATFORMS
 
 UTC_TIMESTAMP = Annotated[pd.DatetimeTZDtype, "ns", "UTC"]
-# Text held by Arrow: pandera checks the dtype once instead of mapping `isinstance(str)` over
-# every value, and its string checks run as Arrow kernels.
-ArrowStr = Annotated[pd.StringDtype, "pyarrow", pd.NA]
+
+
+@pandas_engine.Engine.register_dtype
+@immutable(init=True)
+class ArrowStr(pandas_engine.STRING):
+    """Text held by Arrow (`string[pyarrow]`): pandera's string checks run as Arrow kernels.
+
+    A column of that dtype passes the dtype check as one comparison. pandera's own answers
+    with an array of True per value and then formats a failure report of the whole column:
+    a quarter of the staging contract's time per block. Other dtypes are checked as before.
+    """
+
+    storage: str | None = "pyarrow"
+
+    def check(self, pandera_dtype, data_container=None):
+        try:
+            if pandas_engine.Engine.dtype(pandera_dtype).type == self.type:
+                return True
+        except TypeError:
+            return False
+        return super().check(pandera_dtype, data_container)
+
+
 CONTENT_TYPES = ("track", "episode", "audiobook")
 SOURCES = ("simulator", "export", "api")
 EARLIEST_PLAY = pd.Timestamp("2006-01-01", tz="UTC")
