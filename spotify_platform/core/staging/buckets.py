@@ -21,7 +21,7 @@ import os
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -368,24 +368,41 @@ class _Spill:
 
     def write(self, lake: LakeStore, day: dt.date) -> tuple[int, int]:
         """Each bucket de-duplicated and sorted into the day's Parquet file, in prefix order;
-        the rows written and the duplicates left out."""
+        the rows written and the duplicates left out.
+
+        The next bucket is sorted in a thread while this one is encoded: both hold the GIL
+        little (numpy's argsort, Arrow's take and Parquet encoding), and the block workers
+        are done, so the day's last second and more is not one core's alone. Two buckets
+        are held at once, never the day."""
         schema = self.schema
         if schema is None:
             schema = pa.Table.from_pandas(empty_candidates(), preserve_index=False).schema
         codec = "zstd" if self.rows >= ZSTD_FROM_ROWS else "snappy"
         written = 0
-        with lake.written_file(staging_key(day), self.folder) as path:
-            with pq.ParquetWriter(
+        buckets = sorted(self.folder.glob("bucket-*"))
+        with (
+            lake.written_file(staging_key(day), self.folder) as path,
+            pq.ParquetWriter(
                 str(path), schema, compression=codec, use_dictionary=dictionary_columns(schema)
-            ) as writer:
-                for bucket in sorted(self.folder.glob("bucket-*")):
-                    rows = _first_in_id_order(self._read(bucket, schema))
-                    writer.write_table(rows, row_group_size=PARQUET_ROW_GROUP_ROWS)
-                    written += rows.num_rows
-                    del rows
-                if not written:
-                    writer.write_table(schema.empty_table())
+            ) as writer,
+            ThreadPoolExecutor(1, thread_name_prefix="bucket-sort") as pool,
+        ):
+            following = iter(buckets[1:])
+            ahead = pool.submit(self._sorted, buckets[0], schema) if buckets else None
+            while ahead is not None:
+                rows = ahead.result()
+                after = next(following, None)
+                ahead = None if after is None else pool.submit(self._sorted, after, schema)
+                writer.write_table(rows, row_group_size=PARQUET_ROW_GROUP_ROWS)
+                written += rows.num_rows
+                del rows
+            if not written:
+                writer.write_table(schema.empty_table())
         return written, self.rows - written
+
+    @classmethod
+    def _sorted(cls, bucket: Path, schema: pa.Schema) -> pa.Table:
+        return _first_in_id_order(cls._read(bucket, schema))
 
     @staticmethod
     def _read(bucket: Path, schema: pa.Schema) -> pa.Table:
