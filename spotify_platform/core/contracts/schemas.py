@@ -34,32 +34,39 @@ def _objects_all_text(values: object) -> bool:
     )
 
 
+class _TextCheck:
+    """The dtype check of the text dtypes below: a passing column in one step, anything else
+    left to pandera (`_objects_all_text`)."""
+
+    def holds_text(self, dtype: object) -> bool:
+        raise NotImplementedError
+
+    def check(self, pandera_dtype, data_container=None):
+        if data_container is not None and (
+            self.holds_text(data_container.dtype) or _objects_all_text(data_container)
+        ):
+            return True
+        return super().check(pandera_dtype, data_container)
+
+
 @pandas_engine.Engine.register_dtype
 @immutable(init=True)
-class ArrowStr(pandas_engine.STRING):
+class ArrowStr(_TextCheck, pandas_engine.STRING):
     """Text held by Arrow (`string[pyarrow]`): pandera's string checks run as Arrow kernels."""
 
     storage: str | None = "pyarrow"
 
-    def check(self, pandera_dtype, data_container=None):
-        if data_container is not None and (
-            data_container.dtype == self.type or _objects_all_text(data_container)
-        ):
-            return True
-        return super().check(pandera_dtype, data_container)
+    def holds_text(self, dtype: object) -> bool:
+        return dtype == self.type
 
 
 @pandas_engine.Engine.register_dtype
 @immutable
-class Str(pandas_engine.NpString):
+class Str(_TextCheck, pandas_engine.NpString):
     """`str`: text as Python objects or in a pandas string dtype (Arrow's, mostly)."""
 
-    def check(self, pandera_dtype, data_container=None):
-        if data_container is not None and (
-            isinstance(data_container.dtype, pd.StringDtype) or _objects_all_text(data_container)
-        ):
-            return True
-        return super().check(pandera_dtype, data_container)
+    def holds_text(self, dtype: object) -> bool:
+        return isinstance(dtype, pd.StringDtype)
 
 
 CONTENT_TYPES = ("track", "episode", "audiobook")

@@ -265,7 +265,7 @@ def _shared(job: tuple, free: deque[int]) -> tuple[tuple, int | None]:
     """The job with its block's text copied into a free slot, and the slot (None when the
     text does not fit one)."""
     first_line, text, lines = job[5]
-    if len(text) > len(_SLOTS[free[0]]):
+    if len(text) > len(_SLOTS[0]):
         return job, None
     slot = free.popleft()
     _SLOTS[slot][: len(text)] = text
