@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from tools.bench.generate import landed
 from tools.bench.protocol import run_worker
 from tools.bench.settings import DAY
+from tools.bench.settle import PROBES, settle, shares
 from tools.bench.streams_match import compare_streams
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -63,7 +64,8 @@ def test_the_bench_day_section_runs_and_its_paths_load_the_same_rows(
             mysql_server_url,
         ],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+        # Settling is tested on its own; here each worker starts at once.
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY), "BENCH_SETTLE_LIMIT": "0"},
         capture_output=True,
         text=True,
         timeout=600,
@@ -71,6 +73,10 @@ def test_the_bench_day_section_runs_and_its_paths_load_the_same_rows(
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / ".bench" / "latest.json").read_text())
     day = report["day"]
+    for path in ("lean", "seed", "platform", "floor"):
+        settled = day[path]["settled"]
+        assert settled["settled"] is False and settled["seconds"] < 1
+    assert "each path started once the machine had settled" in done.stdout
     raw = _raw_counts(tmp_path / ".bench" / "data" / "day_3000")
     assert raw["records"] == day["events"] > 2000
     assert day["same_fact_rows"] is True
@@ -193,3 +199,22 @@ def test_the_streams_comparison_names_a_repeated_raw_event_instead_of_hiding_it(
     [example] = difference["examples"]
     assert example["track_name"] == stream["track_name"]
     assert (example["lean"], example["platform"]) == ("2", "1")
+
+
+def test_busy_and_steal_shares_come_from_two_readings_of_proc_stat() -> None:
+    # user nice system idle iowait irq softirq steal guest guest_nice, in jiffies
+    before = [100, 0, 20, 500, 5, 0, 1, 7, 0, 0]
+    after = [150, 0, 30, 530, 10, 0, 1, 17, 0, 0]
+    busy, steal = shares(before, after)
+    # 105 jiffies passed: 60 busy (user 50, system 10), 30 idle, 5 iowait, 10 steal.
+    assert busy == 60 / 105
+    assert steal == 10 / 105
+
+
+def test_settling_gives_up_at_its_limit_and_says_so() -> None:
+    result = settle(limit=2.0)
+    # Each probe rests and spins about a second: two seconds cannot hold PROBES quiet ones.
+    assert PROBES > 2
+    assert result["settled"] is False
+    assert 2.0 <= result["seconds"] < 4.5
+    assert 0.0 <= result["worst_steal_share"] <= 1.0

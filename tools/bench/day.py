@@ -53,6 +53,19 @@ def print_summary(paths: dict[str, dict], platform_seconds: float) -> None:
         )
 
 
+def print_settling(paths: dict[str, dict]) -> None:
+    """How long each path waited for the machine to settle (`settle`), and whether it did."""
+    waits = []
+    for name, result in paths.items():
+        settled = result["settled"]
+        late = "" if settled["settled"] else ", not settled"
+        waits.append(
+            f"{name} {settled['seconds']:.0f} s (steal up to {settled['worst_steal_share']:.0%}"
+            f"{late})"
+        )
+    print("  each path started once the machine had settled; waited " + ", ".join(waits))
+
+
 def print_targets(day: dict) -> None:
     def line(target: str, measured: str, met: bool | None) -> None:
         print(f"  {target:<58} {measured:>16}   {'-' if met is None else verdict(met)}")
@@ -156,6 +169,7 @@ def day_section(args: argparse.Namespace, server: Server, report: dict) -> None:
         {"lean path": lean, "seed-style baseline": seed, "floor (parse + load)": floor},
         platform["seconds"],
     )
+    print_settling({"lean": lean, "seed-style": seed, "platform": platform, "floor": floor})
     day = {
         "events": raw_events,
         "lean": lean,

@@ -1,9 +1,10 @@
 """Workers: each measured path runs in a fresh interpreter of its own.
 
-`run_worker` starts `python -m tools.bench.protocol KIND SPEC OUT`; the worker runs the
-function WORKERS names for KIND on the JSON spec and writes its result, with its own peak
-RSS and that of the processes it started, as JSON to OUT. The worker imports nothing of the
-bench's orchestration, so its peak is its path's.
+`run_worker` waits for the machine to settle (`settle`), then starts
+`python -m tools.bench.protocol KIND SPEC OUT`; the worker runs the function WORKERS names
+for KIND on the JSON spec and writes its result, with its own peak RSS and that of the
+processes it started, as JSON to OUT. The worker imports nothing of the bench's
+orchestration, so its peak is its path's.
 """
 
 import importlib
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 from tools.bench.measure import ChildPeaks, peak_rss
+from tools.bench.settle import settle
 
 # Named rather than imported, so that a worker imports only what its own path needs.
 WORKERS = {
@@ -32,7 +34,9 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def run_worker(kind: str, spec: dict) -> dict:
-    """Run one worker in a fresh interpreter and return its result."""
+    """Run one worker in a fresh interpreter, once the machine has settled, and return its
+    result."""
+    settled = settle()
     with tempfile.NamedTemporaryFile("w+", suffix=".json", delete=False) as handle:
         out = handle.name
     # The worker finds `tools` wherever the bench was started from.
@@ -48,6 +52,7 @@ def run_worker(kind: str, spec: dict) -> dict:
     finally:
         Path(out).unlink(missing_ok=True)
     result["process_wall_seconds"] = wall
+    result["settled"] = settled
     return result
 
 
