@@ -3,7 +3,8 @@ the seed-style baseline and the floor; and a day staged by the Spark engine agai
 engine (`spark`).
 
 Every measured path runs in a worker process of its own (`protocol`) on the same simulated
-input and the same MariaDB server. Each worker reports its own peak RSS, read from the
+input and the same MariaDB server, started once the machine has settled from the one before
+(`settle`). Each worker reports its own peak RSS, read from the
 kernel's high-water mark, and a sampler thread attributes RSS to stages (`measure`). The
 platform path (`platform_path`) is the real code: the Dagster job run by
 `spotify_platform.defs.runs.run_range` with the resources of the code location. Against it:
