@@ -105,7 +105,7 @@ def print_targets(day: dict) -> None:
         match["identical_with_repeats_once"],
     )
     line(
-        "  row for row, each repeated raw event as often as the lean path loaded it",
+        "  row for row (the lean path loads each repeat)",
         f"{match['platform']['rows']:,}/{match['lean']['rows']:,}",
         None,
     )
