@@ -15,7 +15,6 @@ quiet window. BENCH_SETTLE_LIMIT (seconds, default 90) bounds the wait; 0 starts
 
 import os
 import time
-from dataclasses import asdict, dataclass
 
 # Five quiet probes of a second each in a row.
 PROBES = 5
@@ -26,13 +25,6 @@ REST_SECONDS = 0.5
 # no figure of this machine is worth much.
 MAX_STEAL_SHARE = 0.02
 MAX_BUSY_SHARE = 0.25
-
-
-@dataclass
-class Settled:
-    seconds: float
-    settled: bool
-    worst_steal_share: float
 
 
 def _cpu_times() -> list[int]:
@@ -87,4 +79,8 @@ def settle(limit: float | None = None) -> dict:
         busy, steal = probe()
         worst = max(worst, steal)
         quiet = quiet + 1 if busy <= MAX_BUSY_SHARE and steal <= MAX_STEAL_SHARE else 0
-    return asdict(Settled(time.monotonic() - started, quiet >= PROBES, worst))
+    return {
+        "seconds": time.monotonic() - started,
+        "settled": quiet >= PROBES,
+        "worst_steal_share": worst,
+    }
