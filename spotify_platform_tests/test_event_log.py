@@ -70,6 +70,7 @@ def _report_from_child(home: str, name: str) -> None:
 
 def _report_in_fork(instance: DagsterInstance, name: str) -> None:
     instance.report_runless_asset_event(AssetMaterialization(name))
+    instance.dispose()
 
 
 def test_a_forked_process_writes_beside_its_parent_and_the_parent_goes_on(tmp_path):

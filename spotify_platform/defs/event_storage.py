@@ -50,11 +50,7 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         statement. The index keeps its connection open; a run's shard closes its connection
         after each use, as Dagster's does: that checkpoints the run's database file, whose
         change is what another process watching the run (the webserver) waits for."""
-        if self._engines_pid != os.getpid():
-            # A forked process must not use, or close, the connections its parent holds.
-            _INHERITED.append(self._engines)
-            self._engines, self._engines_pid = {}, os.getpid()
-        engine = self._engines.get(shard)
+        engine = self._own_engines().get(shard)
         if engine is None:
             index = shard == INDEX_SHARD_NAME
             engine = sa.create_engine(
@@ -70,6 +66,13 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             self._engines[shard] = engine
         return engine
 
+    def _own_engines(self) -> dict[str, sa.Engine]:
+        if self._engines_pid != os.getpid():
+            # A forked process must not use, or close, the connections its parent holds.
+            _INHERITED.append(self._engines)
+            self._engines, self._engines_pid = {}, os.getpid()
+        return self._engines
+
     @contextmanager
     def _connect(self, shard: str) -> Iterator[sa.Connection]:
         with self._db_lock:
@@ -82,7 +85,7 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
 
     def _forget_engines(self) -> None:
         with self._db_lock:
-            for engine in self._engines.values():
+            for engine in self._own_engines().values():
                 engine.dispose()
             self._engines = {}
 
