@@ -21,6 +21,7 @@ from tools.bench.protocol import run_worker
 from tools.bench.settings import DAY
 from tools.bench.settle import PROBES, settle, shares
 from tools.bench.streams_match import compare_streams
+from tools.bench.timeline import TICK, Sample, intervals
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 BENCH = REPOSITORY / "tools" / "bench"
@@ -216,6 +217,24 @@ def test_busy_and_steal_shares_come_from_two_readings_of_proc_stat() -> None:
     # 105 jiffies passed: 60 busy (user 50, system 10), 30 idle, 5 iowait, 10 steal.
     assert busy == 60 / 105
     assert steal == 10 / 105
+
+
+def test_the_timeline_gives_cores_in_use_between_samples() -> None:
+    # user nice system idle iowait irq softirq steal guest guest_nice, in jiffies
+    first = Sample(100.0, [100, 0, 20, 500, 5, 0, 1, 7, 0, 0], server=1000)
+    # Half a second on two cores later: TICK jiffies in all, of which 60% busy, 10% steal.
+    busy, steal, idle = round(0.6 * TICK), round(0.1 * TICK), round(0.3 * TICK)
+    second = Sample(100.5, [100 + busy, 0, 20, 500 + idle, 5, 0, 1, 7 + steal, 0, 0], 1040)
+    repeated = Sample(100.5, second.cpu, 1040)
+    third = Sample(101.0, [2 * busy + 100, 0, 20, 500 + 2 * idle, 5, 0, 1, 7 + steal, 0, 0], None)
+    rows = intervals([first, second, repeated, third], start=99.0, cores=2)
+    assert [row["from"] for row in rows] == [1.0, 1.5]
+    assert rows[0]["busy_cores"] == pytest.approx(2 * busy / (busy + steal + idle))
+    assert rows[0]["steal_cores"] == pytest.approx(2 * steal / (busy + steal + idle))
+    assert rows[0]["server_cores"] == pytest.approx(40 / TICK / 0.5)
+    # No steal in the second interval, and the server was not found at its end.
+    assert rows[1]["steal_cores"] == 0
+    assert rows[1]["server_cores"] is None
 
 
 def test_settling_gives_up_at_its_limit_and_says_so() -> None:

@@ -27,7 +27,7 @@ MAX_STEAL_SHARE = 0.02
 MAX_BUSY_SHARE = 0.25
 
 
-def _cpu_times() -> list[int]:
+def cpu_times() -> list[int]:
     with open("/proc/stat") as handle:
         return [int(field) for field in handle.readline().split()[1:]]
 
@@ -57,12 +57,12 @@ def _spin_every_core(seconds: float) -> None:
 
 def probe() -> tuple[float, float]:
     """Others' busy share while the bench rests, then the steal share while it spins."""
-    rest = _cpu_times()
+    rest = cpu_times()
     time.sleep(REST_SECONDS)
-    spin = _cpu_times()
+    spin = cpu_times()
     busy, _ = shares(rest, spin)
     _spin_every_core(SPIN_SECONDS)
-    _, steal = shares(spin, _cpu_times())
+    _, steal = shares(spin, cpu_times())
     return busy, steal
 
 
