@@ -34,23 +34,32 @@ class Sample:
     server: int | None
 
 
-def server_jiffies() -> int | None:
-    """User and system jiffies of the local MariaDB server; None if it runs elsewhere."""
+def server_pid() -> str | None:
+    """The local MariaDB server's process id; None if it runs elsewhere."""
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/comm") as handle:
-                if handle.read().strip() not in SERVER_NAMES:
-                    continue
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
+                if handle.read().strip() in SERVER_NAMES:
+                    return pid
         except OSError:
             continue
-        return int(fields[11]) + int(fields[12])
     return None
 
 
-def sample() -> Sample:
-    return Sample(time.time(), cpu_times(), server_jiffies())
+def server_jiffies(pid: str | None) -> int | None:
+    """User and system jiffies of the server process; None if there is none."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
+def sample(pid: str | None) -> Sample:
+    return Sample(time.time(), cpu_times(), server_jiffies(pid))
 
 
 def intervals(samples: list[Sample], start: float, cores: int) -> list[dict]:
@@ -78,17 +87,18 @@ def intervals(samples: list[Sample], start: float, cores: int) -> list[dict]:
 class Sampler(threading.Thread):
     def __init__(self, every: float) -> None:
         super().__init__(daemon=True)
-        self.every, self.samples = every, [sample()]
+        self.pid = server_pid()
+        self.every, self.samples = every, [sample(self.pid)]
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(self.every):
-            self.samples.append(sample())
+            self.samples.append(sample(self.pid))
 
     def stop(self) -> list[Sample]:
         self.done.set()
         self.join()
-        self.samples.append(sample())
+        self.samples.append(sample(self.pid))
         return self.samples
 
 
